@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+// moelab/kernels/backend.hpp — the backend tags and the kernel contract.
+//
+// Depends on: the standard library only.
+//
+// A *backend* is an empty tag type. Every numeric primitive is an overload set
+// whose first parameter is the tag, e.g.
+//
+//     moelab::kernels::matvec(moelab::backend::xsimd{}, w, rows, cols, x, y);
+//
+// Model code is a template on the tag (`template <class Backend>`) and never
+// names one; choosing a backend is a template argument, resolved at compile
+// time. Adding a backend is one header in this folder that defines its tag's
+// overloads, plus one entry in the tests' backend list.
+//
+// The kernel contract (each backend header implements all of it; scalar.hpp
+// is the readable specification and the test oracle):
+//
+//   Weight-reading products, T in {float, f16, bf16} (and the quantized block
+//   types once they exist). Weights are row-major (rows, cols); activations
+//   are f32; accumulation is f32.
+//     float dot   (B, const T* w, const float* x, size_t n)
+//     void  matvec(B, const T* w, size_t rows, size_t cols, const float* x, float* y)
+//           y[r] = dot(w[r, :], x)                       for r < rows
+//     void  matmul(B, const T* w, size_t rows, size_t cols,
+//                  const float* x, size_t n_tokens, float* y, size_t y_stride)
+//           y[t * y_stride + r] = dot(w[r, :], x[t, :])  for t < n_tokens, r < rows
+//     Determinism rule: y[r] must depend only on row r and x, never on which
+//     other rows share the call. Threads split rows, so this is what makes
+//     results bitwise identical for any thread count.
+//
+//   Elementwise and reductions on f32:
+//     float dot    (B, const float* a, const float* b, size_t n)   (the T = float case)
+//     void  rmsnorm(B, const float* x, const float* w, float eps, size_t n, float* out)
+//     void  l2norm (B, const float* x, float eps, size_t n, float* out)
+//     void  softmax(B, float* x, size_t n)                          in place
+//     void  silu   (B, float* x, size_t n)                          in place
+//     void  swiglu (B, const float* gate, const float* up, float* out, size_t n)
+//     void  rope   (B, float* x, size_t rot_dims, RopeStyle, const float* cos, const float* sin)
+//     void  add    (B, const float* a, const float* b, float* out, size_t n)
+//     void  scale  (B, float* x, float s, size_t n)                 in place
+//     void  axpy   (B, float a, const float* x, float* y, size_t n) y += a * x
+//     void  topk   (B, const float* x, size_t n, size_t k, uint32_t* idx)
+//     const char* instruction_set(B)    what the backend compiled to, e.g. "AVX3_DL (16 x f32)"
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace moelab {
+
+// How RoPE pairs up the dimensions it rotates (see kernels/scalar.hpp rope()).
+enum class RopeStyle : std::uint8_t {
+    interleaved,  // pairs (x[2i], x[2i+1])          — Meta's original Llama, GGUF llama
+    neox,         // pairs (x[i], x[i + rot_dims/2]) — "rotate_half": HF, Qwen, GPT-NeoX
+};
+
+namespace backend {
+
+// The readable reference: plain loops, f32 accumulation, std::exp.
+struct scalar {
+    static constexpr const char* name = "scalar";
+};
+
+// Google Highway, static dispatch: compiled for the target the compiler flags
+// allow (e.g. -march=native), no run-time CPU detection. kernels/highway.hpp.
+struct highway {
+    static constexpr const char* name = "highway";
+};
+
+// xsimd (8.x API), compiled for the best architecture the flags allow.
+// kernels/xsimd.hpp.
+struct xsimd {
+    static constexpr const char* name = "xsimd";
+};
+
+}  // namespace backend
+}  // namespace moelab

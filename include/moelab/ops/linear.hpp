@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// moelab/ops/linear.hpp — y = W x for a batch of tokens: the one front door
+// through which the model reads weights.
+//
+// Depends on: moelab/tensor.hpp, moelab/thread_pool.hpp, moelab/error.hpp,
+//             moelab/kernels/backend.hpp; the backend header of the tag you
+//             instantiate with (kernels/scalar.hpp, highway.hpp, xsimd.hpp).
+//
+// Two jobs the kernels do not do: pick the typed kernel for the weight's
+// stored dtype (a switch, once per matrix, never per element), and split the
+// output rows across the thread pool. One token is a matrix-vector product
+// (decode); several are a matrix-matrix product (prefill, or the tokens an
+// MoE expert received), which lets a backend reuse each weight row for all of
+// them while it is in cache.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "moelab/error.hpp"
+#include "moelab/kernels/backend.hpp"
+#include "moelab/tensor.hpp"
+#include "moelab/thread_pool.hpp"
+
+namespace moelab::ops {
+
+// Calls f(const T* typed_rows) with the element (or block) type that `dtype`
+// stores. Extend here when a new storage type gains kernels.
+template <class F>
+void visit_weight_type(const WeightMatrix& w, F&& f) {
+    switch (w.dtype) {
+        case DType::f32: return f(reinterpret_cast<const float*>(w.data));
+        case DType::f16: return f(reinterpret_cast<const moelab::f16*>(w.data));
+        case DType::bf16: return f(reinterpret_cast<const moelab::bf16*>(w.data));
+        default:
+            throw Error("linear", "weights of type " + std::string(dtype_name(w.dtype)) +
+                                      " have no kernel in this build");
+    }
+}
+
+// Rows per thread chunk: a multiple of every backend's row blocking, so that
+// chunks never split a block of rows a kernel processes together.
+inline constexpr std::size_t kRowGrain = 16;
+
+// y[t, r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, W.rows)
+// PyTorch: y = x @ W.T
+template <class Backend>
+void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x,
+            std::size_t n_tokens, float* y) {
+    visit_weight_type(w, [&](auto* rows) {
+        const std::size_t blocks_per_row = w.row_bytes() / sizeof(*rows);
+        pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
+            const auto* first = rows + begin * blocks_per_row;
+            if (n_tokens == 1)
+                kernels::matvec(backend, first, end - begin, w.cols, x, y + begin);
+            else
+                kernels::matmul(backend, first, end - begin, w.cols, x, n_tokens, y + begin, w.rows);
+        });
+    });
+}
+
+}  // namespace moelab::ops
