@@ -38,6 +38,11 @@ void visit_weight_type(const WeightMatrix& w, F&& f) {
     }
 }
 
+// True when visit_weight_type() has a kernel for this storage type.
+constexpr bool has_linear_kernel(DType t) {
+    return t == DType::f32 || t == DType::f16 || t == DType::bf16;
+}
+
 // Rows per thread chunk: a multiple of every backend's row blocking, so that
 // chunks never split a block of rows a kernel processes together.
 inline constexpr std::size_t kRowGrain = 16;

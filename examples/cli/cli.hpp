@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+// The moelab CLI's shared pieces: argument parsing, backend selection, and the
+// one-line error convention (message on stderr, non-zero exit).
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "moelab/kernels/scalar.hpp"
+#if MOELAB_HAVE_HIGHWAY
+#include "moelab/kernels/highway.hpp"
+#endif
+#if MOELAB_HAVE_XSIMD
+#include "moelab/kernels/xsimd.hpp"
+#endif
+
+namespace moelab::cli {
+
+// A mistake in the command line (exit code 2), as opposed to moelab::Error
+// about a file or model (exit code 1).
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class Args {
+public:
+    // argv after the subcommand. `flags` are options that take no value.
+    Args(int argc, char** argv, std::set<std::string> flags) {
+        for (int i = 0; i < argc; ++i) {
+            std::string a = argv[i];
+            if (a.size() > 1 && a[0] == '-' && !(a.size() > 1 && (std::isdigit(static_cast<unsigned char>(a[1])) || a[1] == '.'))) {
+                const std::string key = a.substr(a.find_first_not_of('-'));
+                if (flags.count(key)) {
+                    options_[key] = "1";
+                } else {
+                    if (i + 1 >= argc) throw UsageError("option " + a + " needs a value");
+                    options_[key] = argv[++i];
+                }
+            } else {
+                positional_.push_back(a);
+            }
+        }
+    }
+
+    bool has(const std::string& key) const { return options_.count(key) != 0; }
+    std::string get(const std::string& key, const std::string& fallback = "") const {
+        const auto it = options_.find(key);
+        return it == options_.end() ? fallback : it->second;
+    }
+    std::string required(const std::string& key) const {
+        if (!has(key)) throw UsageError("missing --" + key);
+        return get(key);
+    }
+    long long integer(const std::string& key, long long fallback) const {
+        if (!has(key)) return fallback;
+        return parse_integer(get(key), "--" + key);
+    }
+    double number(const std::string& key, double fallback) const {
+        if (!has(key)) return fallback;
+        try {
+            std::size_t used = 0;
+            const double v = std::stod(get(key), &used);
+            if (used != get(key).size()) throw std::invalid_argument("");
+            return v;
+        } catch (const std::exception&) {
+            throw UsageError("--" + key + ": '" + get(key) + "' is not a number");
+        }
+    }
+    const std::vector<std::string>& positional() const { return positional_; }
+    // Rejects options the command does not know (typos should not pass silently).
+    void allow_only(const std::set<std::string>& known) const {
+        for (const auto& [key, value] : options_)
+            if (!known.count(key)) throw UsageError("unknown option --" + key);
+    }
+
+    static long long parse_integer(const std::string& text, const std::string& what) {
+        long long v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || end != text.data() + text.size())
+            throw UsageError(what + ": '" + text + "' is not an integer");
+        return v;
+    }
+
+private:
+    std::vector<std::string> positional_;
+    std::map<std::string, std::string> options_;
+};
+
+// "1,2,3" -> {1, 2, 3}
+inline std::vector<std::int32_t> parse_token_list(const std::string& text) {
+    std::vector<std::int32_t> out;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', start), text.size());
+        const long long v = Args::parse_integer(text.substr(start, comma - start), "--tokens");
+        if (v < 0 || v > INT32_MAX) throw UsageError("--tokens: id " + std::to_string(v) + " is out of range");
+        out.push_back(static_cast<std::int32_t>(v));
+        start = comma + 1;
+    }
+    return out;
+}
+
+inline std::string default_backend() {
+#if MOELAB_HAVE_HIGHWAY
+    return "highway";
+#elif MOELAB_HAVE_XSIMD
+    return "xsimd";
+#else
+    return "scalar";
+#endif
+}
+
+inline std::vector<std::string> available_backends() {
+    std::vector<std::string> names{"scalar"};
+#if MOELAB_HAVE_HIGHWAY
+    names.push_back("highway");
+#endif
+#if MOELAB_HAVE_XSIMD
+    names.push_back("xsimd");
+#endif
+    return names;
+}
+
+// Calls f(tag) with the backend tag named `name`.
+template <class F>
+decltype(auto) with_backend(const std::string& name, F&& f) {
+    if (name == "scalar") return f(backend::scalar{});
+#if MOELAB_HAVE_HIGHWAY
+    if (name == "highway") return f(backend::highway{});
+#endif
+#if MOELAB_HAVE_XSIMD
+    if (name == "xsimd") return f(backend::xsimd{});
+#endif
+    std::string known;
+    for (const auto& n : available_backends()) known += (known.empty() ? "" : ", ") + n;
+    throw UsageError("unknown backend '" + name + "' (this build has: " + known + ")");
+}
+
+// Subcommands: each returns the process exit code.
+int cmd_inspect(int argc, char** argv);
+int cmd_logits(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+
+}  // namespace moelab::cli

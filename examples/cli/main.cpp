@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// moelab — the command-line front end. Every error ends here: one line on
+// stderr ("moelab: <what went wrong>") and a non-zero exit code.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "moelab/config.hpp"
+#include "moelab/error.hpp"
+#include "cli/cli.hpp"
+
+namespace {
+
+const char* kUsage =
+    "moelab " MOELAB_VERSION_STRING " — dense FFN vs Mixture-of-Experts, measured\n"
+    "\n"
+    "usage: moelab <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  inspect MODEL [--json]            architecture, hyperparameters, tensors, dense-vs-MoE cost\n"
+    "  logits --model M --tokens 1,2,3 --out FILE [--gen N --gen-out FILE2] [--routing FILE.json]\n"
+    "                                    float32 logits of every position (and greedy decode steps)\n"
+    "\n"
+    "common options: --backend scalar|highway|xsimd, -t N (threads)\n"
+    "MODEL is a .gguf file or a Hugging Face folder (config.json + *.safetensors).\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+        std::fputs(kUsage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string command = argv[1];
+    try {
+        using namespace moelab::cli;
+        if (command == "inspect") return cmd_inspect(argc - 2, argv + 2);
+        if (command == "logits") return cmd_logits(argc - 2, argv + 2);
+        if (command == "--version") {
+            std::puts("moelab " MOELAB_VERSION_STRING);
+            return 0;
+        }
+        throw UsageError("unknown command '" + command + "' (see moelab --help)");
+    } catch (const moelab::cli::UsageError& e) {
+        std::fprintf(stderr, "moelab %s: %s\n", command.c_str(), e.what());
+        return 2;
+    } catch (const moelab::Error& e) {
+        std::fprintf(stderr, "moelab %s: %s\n", command.c_str(), e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "moelab %s: out of memory\n", command.c_str());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "moelab %s: %s\n", command.c_str(), e.what());
+        return 1;
+    }
+}

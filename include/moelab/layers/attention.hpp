@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// moelab/layers/attention.hpp — causal softmax attention with grouped-query
+// heads, RoPE and a KV cache (plus the small options the architectures add).
+//
+// Depends on: moelab/layers/context.hpp, moelab/layers/rope.hpp, moelab/model/cache.hpp,
+//             moelab/model/config.hpp, moelab/model/weights.hpp, moelab/ops/linear.hpp.
+//
+// For tokens at positions pos0 .. pos0+n-1 (PyTorch-like, per head h):
+//     q, k, v = x Wq^T (+bq), x Wk^T (+bk), x Wv^T (+bv)
+//     q_h, k_g = rmsnorm(q_h), rmsnorm(k_g)                       if attn_qk_norm (Qwen3)
+//     q_h, k_g = rope(q_h, p), rope(k_g, p)                        first rot_dims dims only
+//     a_h = softmax(q_h K_g^T / sqrt(head_dim), causal) V_g       g = h / (n_head / n_head_kv)
+//     a_h = a_h * sigmoid(gate_h)                                  if attn_output_gate (Qwen3.5)
+//     out = a Wo^T
+// K and V of each new position are appended to the cache, so decoding one
+// token costs one row of projections plus a pass over the cached positions.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#include "moelab/layers/context.hpp"
+#include "moelab/layers/rope.hpp"
+#include "moelab/model/cache.hpp"
+#include "moelab/model/config.hpp"
+#include "moelab/model/weights.hpp"
+#include "moelab/ops/linear.hpp"
+
+namespace moelab {
+
+struct AttentionScratch {
+    FloatBuffer q_proj;  // (n_tokens, n_head * head_dim * (1 + has_gate)): projection output
+    FloatBuffer q;       // (n_tokens, n_head * head_dim)
+    FloatBuffer gate;    // (n_tokens, n_head * head_dim), Qwen3.5 only
+    FloatBuffer mixed;   // (n_tokens, n_head * head_dim): attention output before Wo
+    FloatBuffer scores;  // (n_head, max positions): one row of softmax weights per head
+};
+
+// x: (n_tokens, n_embd) -> out: (n_tokens, n_embd). The cache must have room
+// for positions up to pos0 + n_tokens.
+template <class Backend>
+void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfig& c, LayerCache& cache,
+               const RopeTable& rope, const float* x, std::size_t n_tokens, std::size_t pos0, float* out,
+               AttentionScratch& s) {
+    const auto b = ctx.backend;
+    const std::size_t hd = c.head_dim, q_dim = c.q_dim(), kv_dim = c.kv_dim();
+    const std::size_t group = c.n_head / c.n_head_kv;
+
+    // Projections. K and V go straight into the cache rows of their positions.
+    float* q = scratch(s.q, n_tokens * q_dim);
+    float* k = cache.k.data() + pos0 * kv_dim;
+    float* v = cache.v.data() + pos0 * kv_dim;
+    ops::linear(b, ctx.pool, w.wk, x, n_tokens, k);
+    ops::linear(b, ctx.pool, w.wv, x, n_tokens, v);
+    float* gate = nullptr;
+    if (c.attn_output_gate) {
+        // Qwen3.5: each head's projection is [q_h | gate_h]; split them apart.
+        float* q_proj = scratch(s.q_proj, n_tokens * 2 * q_dim);
+        gate = scratch(s.gate, n_tokens * q_dim);
+        ops::linear(b, ctx.pool, w.wq, x, n_tokens, q_proj);
+        for (std::size_t t = 0; t < n_tokens; ++t)
+            for (std::size_t h = 0; h < c.n_head; ++h)
+                for (std::size_t d = 0; d < hd; ++d) {
+                    q[t * q_dim + h * hd + d] = q_proj[t * 2 * q_dim + h * 2 * hd + d];
+                    gate[t * q_dim + h * hd + d] = q_proj[t * 2 * q_dim + h * 2 * hd + hd + d];
+                }
+    } else {
+        ops::linear(b, ctx.pool, w.wq, x, n_tokens, q);
+    }
+
+    for (std::size_t t = 0; t < n_tokens; ++t) {
+        float* q_t = q + t * q_dim;
+        float* k_t = k + t * kv_dim;
+        if (!w.bq.empty()) kernels::add(b, q_t, w.bq.data, q_t, q_dim);
+        if (!w.bk.empty()) kernels::add(b, k_t, w.bk.data, k_t, kv_dim);
+        if (!w.bv.empty()) kernels::add(b, v + t * kv_dim, w.bv.data, v + t * kv_dim, kv_dim);
+        for (std::size_t h = 0; h < c.n_head; ++h) {
+            if (c.attn_qk_norm) kernels::rmsnorm(b, q_t + h * hd, w.q_norm.data, c.rms_eps, hd, q_t + h * hd);
+            kernels::rope(b, q_t + h * hd, c.rope.rot_dims, c.rope.style, rope.cos_at(t), rope.sin_at(t));
+        }
+        for (std::size_t g = 0; g < c.n_head_kv; ++g) {
+            if (c.attn_qk_norm) kernels::rmsnorm(b, k_t + g * hd, w.k_norm.data, c.rms_eps, hd, k_t + g * hd);
+            kernels::rope(b, k_t + g * hd, c.rope.rot_dims, c.rope.style, rope.cos_at(t), rope.sin_at(t));
+        }
+    }
+
+    // Scores, softmax and the weighted sum of values: one task per head, each
+    // writing only its own slice of `mixed`.
+    const std::size_t n_ctx = pos0 + n_tokens;
+    float* mixed = scratch(s.mixed, n_tokens * q_dim);
+    float* scores_all = scratch(s.scores, c.n_head * n_ctx);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    ctx.pool.parallel_for(c.n_head, [&](std::size_t h) {
+        const std::size_t g = h / group;
+        float* scores = scores_all + h * n_ctx;
+        for (std::size_t t = 0; t < n_tokens; ++t) {
+            const float* q_h = q + t * q_dim + h * hd;
+            const std::size_t n_visible = pos0 + t + 1;  // causal: positions 0 .. pos0 + t
+            for (std::size_t j = 0; j < n_visible; ++j)
+                scores[j] = kernels::dot(b, cache.k.data() + j * kv_dim + g * hd, q_h, hd) * scale;
+            kernels::softmax(b, scores, n_visible);
+            float* a_h = mixed + t * q_dim + h * hd;
+            for (std::size_t d = 0; d < hd; ++d) a_h[d] = 0.0f;
+            for (std::size_t j = 0; j < n_visible; ++j) kernels::axpy(b, scores[j], cache.v.data() + j * kv_dim + g * hd, a_h, hd);
+            if (gate)
+                for (std::size_t d = 0; d < hd; ++d) a_h[d] *= 1.0f / (1.0f + std::exp(-gate[t * q_dim + h * hd + d]));
+        }
+    });
+
+    ops::linear(b, ctx.pool, w.wo, mixed, n_tokens, out);
+}
+
+}  // namespace moelab

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+// moelab/model/cost.hpp — the dense-vs-MoE headline numbers of a model:
+// parameters stored, parameters used per token, bytes read per decoded token.
+//
+// Depends on: moelab/model/config.hpp, moelab/model/weights.hpp.
+//
+// Counted from the weights the forward pass actually reads (ModelWeights), at
+// their stored dtype:
+//   total params   every weight of the forward pass, embeddings included
+//   active params  what one token uses: everything except the experts it was
+//                  not routed to, i.e. total - n_layer * (n_expert - k) * expert params
+//   bytes/token    weight bytes one decode step reads: every active matrix
+//                  once, the token embedding as a single row, the LM head whole.
+//                  Decode is bound by memory bandwidth / this number.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "moelab/model/config.hpp"
+#include "moelab/model/weights.hpp"
+
+namespace moelab {
+
+struct ModelCost {
+    std::uint64_t total_params = 0;
+    std::uint64_t active_params = 0;
+    std::uint64_t total_bytes = 0;      // weight bytes of everything the forward pass can read
+    std::uint64_t bytes_per_token = 0;  // weight bytes read by one decode step
+    std::uint64_t kv_bytes_per_token = 0;         // f32 KV cache growth per token (all attention layers)
+    std::uint64_t recurrent_bytes_per_sequence = 0;  // f32 DeltaNet state, fixed per sequence
+};
+
+namespace detail {
+
+struct CostCounter {
+    std::uint64_t params = 0, bytes = 0;
+    void add(const WeightMatrix& w) {
+        if (w.empty()) return;
+        params += static_cast<std::uint64_t>(w.rows) * w.cols;
+        bytes += w.bytes();
+    }
+    void add(const FloatSpan& v, std::uint64_t stored_bytes_per_value = 4) {
+        params += v.size;
+        bytes += v.size * stored_bytes_per_value;
+    }
+    void add(const DenseFFNWeights& f) { add(f.gate), add(f.up), add(f.down); }
+};
+
+}  // namespace detail
+
+inline ModelCost model_cost(const ModelConfig& c, const ModelWeights& w) {
+    detail::CostCounter total, inactive;
+    total.add(w.token_embd);
+    if (!c.tied_embeddings) total.add(w.output);
+    total.add(w.output_norm);
+    for (std::size_t il = 0; il < w.layers.size(); ++il) {
+        const LayerWeights& L = w.layers[il];
+        total.add(L.attn_norm), total.add(L.ffn_norm);
+        total.add(L.attn.wq), total.add(L.attn.wk), total.add(L.attn.wv), total.add(L.attn.wo);
+        total.add(L.attn.bq), total.add(L.attn.bk), total.add(L.attn.bv), total.add(L.attn.q_norm), total.add(L.attn.k_norm);
+        const DeltaNetWeights& N = L.deltanet;
+        total.add(N.in_qkv), total.add(N.in_z), total.add(N.in_beta), total.add(N.in_alpha), total.add(N.out);
+        total.add(FloatSpan{N.conv.data(), N.conv.size()});
+        total.add(N.dt_bias), total.add(N.a), total.add(N.norm);
+        total.add(L.ffn);
+        total.add(L.moe.router), total.add(L.moe.shared), total.add(L.moe.shared_gate);
+        for (const auto& e : L.moe.experts) total.add(e);
+        // A token skips all but k experts of this layer (experts of one layer share a shape).
+        if (!L.moe.experts.empty())
+            for (std::size_t e = c.moe.n_expert_used; e < L.moe.experts.size(); ++e) inactive.add(L.moe.experts[e]);
+    }
+    ModelCost cost;
+    cost.total_params = total.params;
+    cost.total_bytes = total.bytes;
+    cost.active_params = total.params - inactive.params;
+    // One decode step: all active bytes, but of the embedding table only one row
+    // (unless it doubles as the LM head, which is read whole).
+    const std::uint64_t embd_bytes = w.token_embd.bytes();
+    cost.bytes_per_token = total.bytes - inactive.bytes - (c.tied_embeddings ? 0 : embd_bytes - w.token_embd.row_bytes());
+    for (std::size_t il = 0; il < c.n_layer; ++il) {
+        if (c.layer_kinds[il] == LayerKind::attention) {
+            cost.kv_bytes_per_token += 2 * c.kv_dim() * sizeof(float);
+        } else {
+            const DeltaNetConfig& dn = c.deltanet;
+            const std::size_t channels = 2 * dn.n_key_heads * dn.key_head_dim + dn.n_value_heads * dn.value_head_dim;
+            cost.recurrent_bytes_per_sequence +=
+                (dn.n_value_heads * dn.value_head_dim * dn.key_head_dim + (dn.conv_kernel - 1) * channels) * sizeof(float);
+        }
+    }
+    return cost;
+}
+
+}  // namespace moelab
