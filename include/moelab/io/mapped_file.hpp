@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+// moelab/io/mapped_file.hpp — a whole file mapped read-only into memory.
+//
+// Depends on: moelab/error.hpp, POSIX (open, fstat, mmap), the standard library.
+//
+// Why mmap: weights are never copied at load time. A reader validates the
+// file's header and hands out pointers into the mapping (TensorEntry::data),
+// and the kernel pages the bytes in when a matrix row is first read, so
+// opening a 30 GB checkpoint costs only its header.
+//
+// MappedFile is RAII: the mapping lives exactly as long as the object. It is
+// movable (the mapping, and every pointer into it, survives the move) and not
+// copyable. An empty file maps to data() == nullptr, size() == 0.
+//
+// One limit of mapping that no reader can check away: if another process
+// truncates the file while it is mapped, touching the lost pages raises
+// SIGBUS. Do not rewrite model files in place while they are open.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "moelab/error.hpp"
+
+namespace moelab::io {
+
+class MappedFile {
+public:
+    // Maps `path` read-only. Throws moelab::Error "PATH: cannot open: <reason>"
+    // when the file cannot be opened, is not a regular file, or cannot be mapped.
+    explicit MappedFile(const std::filesystem::path& path) : path_(path) {
+        // O_NONBLOCK: opening a FIFO must not hang; it is rejected below anyway.
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) fail("cannot open", errno);
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            const int e = errno;
+            ::close(fd);
+            fail("cannot open", e);
+        }
+        if (!S_ISREG(st.st_mode)) {
+            ::close(fd);
+            throw Error(path_.string(), "cannot open: not a regular file");
+        }
+        size_ = static_cast<std::size_t>(st.st_size);
+        if (size_ > 0) {
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                const int e = errno;
+                ::close(fd);
+                fail("cannot map", e);
+            }
+            data_ = static_cast<const std::byte*>(p);
+        }
+        ::close(fd);  // the mapping keeps its own reference to the file
+    }
+
+    MappedFile(MappedFile&& other) noexcept
+        : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)),
+          size_(std::exchange(other.size_, 0)) {}
+    MappedFile& operator=(MappedFile&& other) noexcept {
+        if (this != &other) {
+            unmap();
+            path_ = std::move(other.path_);
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+        }
+        return *this;
+    }
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    ~MappedFile() { unmap(); }
+
+    const std::byte* data() const { return data_; }
+    std::size_t size() const { return size_; }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    [[noreturn]] void fail(const char* what, int error_number) const {
+        throw Error(path_.string(), std::string(what) + ": " + std::generic_category().message(error_number));
+    }
+    void unmap() noexcept {
+        if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+        data_ = nullptr;
+        size_ = 0;
+    }
+
+    std::filesystem::path path_;
+    const std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+}  // namespace moelab::io

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// moelab/io/untrusted_json.hpp — parse JSON that came from a file, safely.
+//
+// Depends on: nlohmann/json (3.11), moelab/error.hpp, the standard library.
+//
+// nlohmann::json parses without recursion and validates UTF-8, but it accepts
+// two things a model file must not contain: a duplicated object key (it keeps
+// one of the values silently, so two readers could disagree about which
+// tensor a name means) and unbounded nesting (each level costs a heap node;
+// a 100 MB header of '[' would build fifty million of them). This wrapper
+// rejects both while parsing, through nlohmann's parse callback, and turns
+// nlohmann's exceptions into moelab::Error. The caller prefixes the file name.
+#pragma once
+
+#include <cstddef>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "moelab/error.hpp"
+
+namespace moelab::io {
+
+// Model headers and configs nest 3-4 levels; 16 leaves room for any sane
+// config.json while bounding the work a hostile file can cause.
+inline constexpr int json_max_depth = 16;
+
+// Parses `text` as one JSON document. Throws moelab::Error "invalid JSON: ...",
+// "duplicate key 'K'" or "JSON nested more than N levels deep".
+inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth = json_max_depth) {
+    using Event = nlohmann::json::parse_event_t;
+    std::vector<std::set<std::string>> keys_of_open_objects;
+    const auto check = [&](int depth, Event event, nlohmann::json& parsed) -> bool {
+        switch (event) {
+            case Event::object_start:
+            case Event::array_start:
+                // depth = number of enclosing containers; the root container is at 0.
+                if (depth >= max_depth)
+                    throw Error("JSON nested more than " + std::to_string(max_depth) + " levels deep");
+                if (event == Event::object_start) keys_of_open_objects.emplace_back();
+                break;
+            case Event::key: {
+                const auto& key = parsed.get_ref<const std::string&>();
+                if (!keys_of_open_objects.back().insert(key).second) throw Error("duplicate key '" + key + "'");
+                break;
+            }
+            case Event::object_end: keys_of_open_objects.pop_back(); break;
+            default: break;
+        }
+        return true;  // keep every value
+    };
+    try {
+        return nlohmann::json::parse(text.begin(), text.end(), check);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("invalid JSON: ") + e.what());
+    }
+}
+
+}  // namespace moelab::io
