@@ -31,7 +31,8 @@ struct Source {
 };
 std::vector<Source> f32_sources() {
     std::vector<Source> out;
-    for (const auto& m : test::manifest()["models"]) {
+    const nlohmann::json manifest = test::manifest();
+    for (const auto& m : manifest["models"]) {
         if (m["weights"] != "f32") continue;
         for (const char* format : {"gguf", "hf"})
             if (m.contains(format)) out.push_back({m["name"], format, test::fixtures_dir() / m[format].get<std::string>(), m});

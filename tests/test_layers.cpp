@@ -75,6 +75,7 @@ TEMPLATE_TEST_CASE("renormalised routing weights sum to 1, best expert first", "
     std::mt19937 rng(22);
     for (std::size_t E : {8, 64, 128, 512}) {
         for (std::size_t k : {1, 2, 4, 8, 10}) {
+            if (k > E) continue;  // a router picks at most all experts
             const std::size_t n_tokens = 5;
             auto logits = random_activations(n_tokens * E, rng);
             const auto raw = logits;

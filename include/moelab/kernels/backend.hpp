@@ -6,7 +6,7 @@
 // A *backend* is an empty tag type. Every numeric primitive is an overload set
 // whose first parameter is the tag, e.g.
 //
-//     moelab::kernels::matvec(moelab::backend::xsimd{}, w, rows, cols, x, y);
+//     matvec(moelab::backend::xsimd{}, w, rows, cols, x, y);   // found by ADL
 //
 // Model code is a template on the tag (`template <class Backend>`) and never
 // names one; choosing a backend is a template argument, resolved at compile
@@ -60,7 +60,18 @@ enum class RopeStyle : std::uint8_t {
     neox,         // pairs (x[i], x[i + rot_dims/2]) — "rotate_half": HF, Qwen, GPT-NeoX
 };
 
-namespace backend {
+namespace kernels {
+
+// The tags live in namespace moelab::kernels (through the inline namespace
+// `backend`), so argument-dependent lookup on a tag finds the kernels
+// declared next to it: model code calls kernels *unqualified*,
+//     rmsnorm(ctx.backend, x, w, eps, n, out);
+// and the compiler picks the backend's overload at instantiation, whatever
+// order the headers were included in. (A qualified kernels::rmsnorm inside a
+// template would only see the overloads declared before that template.) The
+// same rule lets a user define a backend in their own namespace: a tag plus
+// overloads beside it.
+inline namespace backend {
 
 // The readable reference: plain loops, f32 accumulation, std::exp.
 struct scalar {
@@ -80,4 +91,9 @@ struct xsimd {
 };
 
 }  // namespace backend
+}  // namespace kernels
+
+// The tags' public spelling: moelab::backend::scalar, ::highway, ::xsimd.
+namespace backend = kernels::backend;
+
 }  // namespace moelab

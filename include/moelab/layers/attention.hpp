@@ -40,7 +40,7 @@ struct AttentionScratch {
 // for positions up to pos0 + n_tokens.
 template <class Backend>
 void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfig& c, LayerCache& cache,
-               const RopeTable& rope, const float* x, std::size_t n_tokens, std::size_t pos0, float* out,
+               const RopeTable& angles, const float* x, std::size_t n_tokens, std::size_t pos0, float* out,
                AttentionScratch& s) {
     const auto b = ctx.backend;
     const std::size_t hd = c.head_dim, q_dim = c.q_dim(), kv_dim = c.kv_dim();
@@ -71,16 +71,16 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     for (std::size_t t = 0; t < n_tokens; ++t) {
         float* q_t = q + t * q_dim;
         float* k_t = k + t * kv_dim;
-        if (!w.bq.empty()) kernels::add(b, q_t, w.bq.data, q_t, q_dim);
-        if (!w.bk.empty()) kernels::add(b, k_t, w.bk.data, k_t, kv_dim);
-        if (!w.bv.empty()) kernels::add(b, v + t * kv_dim, w.bv.data, v + t * kv_dim, kv_dim);
+        if (!w.bq.empty()) add(b, q_t, w.bq.data, q_t, q_dim);
+        if (!w.bk.empty()) add(b, k_t, w.bk.data, k_t, kv_dim);
+        if (!w.bv.empty()) add(b, v + t * kv_dim, w.bv.data, v + t * kv_dim, kv_dim);
         for (std::size_t h = 0; h < c.n_head; ++h) {
-            if (c.attn_qk_norm) kernels::rmsnorm(b, q_t + h * hd, w.q_norm.data, c.rms_eps, hd, q_t + h * hd);
-            kernels::rope(b, q_t + h * hd, c.rope.rot_dims, c.rope.style, rope.cos_at(t), rope.sin_at(t));
+            if (c.attn_qk_norm) rmsnorm(b, q_t + h * hd, w.q_norm.data, c.rms_eps, hd, q_t + h * hd);
+            rope(b, q_t + h * hd, c.rope.rot_dims, c.rope.style, angles.cos_at(t), angles.sin_at(t));
         }
         for (std::size_t g = 0; g < c.n_head_kv; ++g) {
-            if (c.attn_qk_norm) kernels::rmsnorm(b, k_t + g * hd, w.k_norm.data, c.rms_eps, hd, k_t + g * hd);
-            kernels::rope(b, k_t + g * hd, c.rope.rot_dims, c.rope.style, rope.cos_at(t), rope.sin_at(t));
+            if (c.attn_qk_norm) rmsnorm(b, k_t + g * hd, w.k_norm.data, c.rms_eps, hd, k_t + g * hd);
+            rope(b, k_t + g * hd, c.rope.rot_dims, c.rope.style, angles.cos_at(t), angles.sin_at(t));
         }
     }
 
@@ -97,11 +97,11 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
             const float* q_h = q + t * q_dim + h * hd;
             const std::size_t n_visible = pos0 + t + 1;  // causal: positions 0 .. pos0 + t
             for (std::size_t j = 0; j < n_visible; ++j)
-                scores[j] = kernels::dot(b, cache.k.data() + j * kv_dim + g * hd, q_h, hd) * scale;
-            kernels::softmax(b, scores, n_visible);
+                scores[j] = dot(b, cache.k.data() + j * kv_dim + g * hd, q_h, hd) * scale;
+            softmax(b, scores, n_visible);
             float* a_h = mixed + t * q_dim + h * hd;
             for (std::size_t d = 0; d < hd; ++d) a_h[d] = 0.0f;
-            for (std::size_t j = 0; j < n_visible; ++j) kernels::axpy(b, scores[j], cache.v.data() + j * kv_dim + g * hd, a_h, hd);
+            for (std::size_t j = 0; j < n_visible; ++j) axpy(b, scores[j], cache.v.data() + j * kv_dim + g * hd, a_h, hd);
             if (gate)
                 for (std::size_t d = 0; d < hd; ++d) a_h[d] *= 1.0f / (1.0f + std::exp(-gate[t * q_dim + h * hd + d]));
         }

@@ -83,7 +83,7 @@ void gated_deltanet(Context<Backend> ctx, const DeltaNetWeights& w, const ModelC
         }
     }
     for (std::size_t i = 0; i < (K - 1) * channels; ++i) cache.conv[i] = conv_in[n_tokens * channels + i];
-    kernels::silu(b, conv_out, n_tokens * channels);
+    silu(b, conv_out, n_tokens * channels);
 
     // The recurrence, token by token; value heads are independent, so they
     // run in parallel, each updating only its own state matrix.
@@ -93,7 +93,7 @@ void gated_deltanet(Context<Backend> ctx, const DeltaNetWeights& w, const ModelC
     const std::size_t heads_per_key = nv / nk;
     for (std::size_t t = 0; t < n_tokens; ++t) {
         float* row = conv_out + t * channels;  // [q (nk, dk) | k (nk, dk) | v (nv, dv)]
-        for (std::size_t i = 0; i < 2 * nk; ++i) kernels::l2norm(b, row + i * dk, c.rms_eps, dk, row + i * dk);
+        for (std::size_t i = 0; i < 2 * nk; ++i) l2norm(b, row + i * dk, c.rms_eps, dk, row + i * dk);
         ctx.pool.parallel_for(nv, [&](std::size_t h) {
             const std::size_t key_head = dn.value_heads_tiled ? h % nk : h / heads_per_key;
             const float* q = row + key_head * dk;
@@ -105,13 +105,13 @@ void gated_deltanet(Context<Backend> ctx, const DeltaNetWeights& w, const ModelC
             const float softplus = a > 20.0f ? a : std::log1p(std::exp(a));
             const float decay = std::exp(w.a[h] * softplus);
             const float write = 1.0f / (1.0f + std::exp(-beta[t * nv + h]));
-            kernels::scale(b, S, decay, dv * dk);
-            for (std::size_t i = 0; i < dv; ++i) sk[i] = write * (v[i] - kernels::dot(b, S + i * dk, k, dk));
-            for (std::size_t i = 0; i < dv; ++i) kernels::axpy(b, sk[i], k, S + i * dk, dk);  // S += delta k^T
+            scale(b, S, decay, dv * dk);
+            for (std::size_t i = 0; i < dv; ++i) sk[i] = write * (v[i] - dot(b, S + i * dk, k, dk));
+            for (std::size_t i = 0; i < dv; ++i) axpy(b, sk[i], k, S + i * dk, dk);  // S += delta k^T
             float* o = heads + t * v_dim + h * dv;
-            for (std::size_t i = 0; i < dv; ++i) o[i] = kernels::dot(b, S + i * dk, q, dk) * q_scale;
+            for (std::size_t i = 0; i < dv; ++i) o[i] = dot(b, S + i * dk, q, dk) * q_scale;
             // Gated output norm: y = rmsnorm(o) * w_norm * silu(z).
-            kernels::rmsnorm(b, o, w.norm.data, c.rms_eps, dv, o);
+            rmsnorm(b, o, w.norm.data, c.rms_eps, dv, o);
             const float* zh = z + t * v_dim + h * dv;
             for (std::size_t i = 0; i < dv; ++i) o[i] *= zh[i] / (1.0f + std::exp(-zh[i]));
         });

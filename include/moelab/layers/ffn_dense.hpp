@@ -34,7 +34,7 @@ void ffn_dense(Context<Backend> ctx, const DenseFFNWeights& w, const float* x, s
     float* up = scratch(s.up, n_tokens * n_ff);
     ops::linear(ctx.backend, ctx.pool, w.gate, x, n_tokens, gate);
     ops::linear(ctx.backend, ctx.pool, w.up, x, n_tokens, up);
-    kernels::swiglu(ctx.backend, gate, up, gate, n_tokens * n_ff);  // in place: gate <- silu(gate) * up
+    swiglu(ctx.backend, gate, up, gate, n_tokens * n_ff);  // in place: gate <- silu(gate) * up
     ops::linear(ctx.backend, ctx.pool, w.down, gate, n_tokens, out);
 }
 

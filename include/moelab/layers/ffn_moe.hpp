@@ -80,7 +80,7 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
         ffn_dense(ctx, w.experts[e], xin, count, yout, s.dense);
         for (std::size_t i = 0; i < count; ++i) {
             const std::size_t pair = s.slot_pair[first + i];
-            kernels::axpy(ctx.backend, weights[pair], yout + i * D, out + (pair / k) * D, D);
+            axpy(ctx.backend, weights[pair], yout + i * D, out + (pair / k) * D, D);
         }
     }
 
@@ -92,7 +92,7 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
         if (!w.shared_gate.empty()) ops::linear(ctx.backend, ctx.pool, w.shared_gate, x, n_tokens, gate_logits);
         for (std::size_t t = 0; t < n_tokens; ++t) {
             const float scale = w.shared_gate.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-gate_logits[t]));
-            kernels::axpy(ctx.backend, scale, shared + t * D, out + t * D, D);
+            axpy(ctx.backend, scale, shared + t * D, out + t * D, D);
         }
     }
 }

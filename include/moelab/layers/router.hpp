@@ -32,8 +32,8 @@ void route(Backend backend, float* logits, std::size_t n_tokens, const MoEConfig
         float* p = logits + t * E;
         std::uint32_t* ids = expert_ids + t * k;
         float* w = weights + t * k;
-        kernels::softmax(backend, p, E);
-        kernels::topk(backend, p, E, k, ids);
+        softmax(backend, p, E);
+        topk(backend, p, E, k, ids);
         float sum = 0.0f;
         for (std::size_t j = 0; j < k; ++j) sum += w[j] = p[ids[j]];
         if (moe.norm_topk_prob)

@@ -100,7 +100,7 @@ public:
                 attention(ctx, L.attn, c, cache_.layer(il), rope_, xn, n, pos0, y, attn_scratch_);
             else
                 gated_deltanet(ctx, L.deltanet, c, cache_.layer(il), xn, n, y, deltanet_scratch_);
-            kernels::add(ctx.backend, x, y, x, n * D);
+            add(ctx.backend, x, y, x, n * D);
             // x = x + ffn(rmsnorm(x))
             rmsnorm_rows(ctx, x, L.ffn_norm, n, xn);
             if (c.is_moe()) {
@@ -109,7 +109,7 @@ public:
             } else {
                 ffn_dense(ctx, L.ffn, xn, n, y, dense_scratch_);
             }
-            kernels::add(ctx.backend, x, y, x, n * D);
+            add(ctx.backend, x, y, x, n * D);
         }
         cache_.advance(n);
 
@@ -128,7 +128,7 @@ private:
                       float* out) const {
         const std::size_t D = weight.size;
         for (std::size_t t = 0; t < n_rows; ++t)
-            kernels::rmsnorm(ctx.backend, x + t * D, weight.data, model_.config().rms_eps, D, out + t * D);
+            rmsnorm(ctx.backend, x + t * D, weight.data, model_.config().rms_eps, D, out + t * D);
     }
 
     void record(std::size_t layer, std::size_t pos0, std::size_t n) {

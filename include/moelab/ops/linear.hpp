@@ -57,9 +57,9 @@ void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const floa
         pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
             const auto* first = rows + begin * blocks_per_row;
             if (n_tokens == 1)
-                kernels::matvec(backend, first, end - begin, w.cols, x, y + begin);
+                matvec(backend, first, end - begin, w.cols, x, y + begin);
             else
-                kernels::matmul(backend, first, end - begin, w.cols, x, n_tokens, y + begin, w.rows);
+                matmul(backend, first, end - begin, w.cols, x, n_tokens, y + begin, w.rows);
         });
     });
 }
