@@ -108,7 +108,8 @@ int cmd_inspect(int argc, char** argv) {
 
     std::printf("model: %s\n\n", model.path().string().c_str());
     std::printf("hyperparameters:\n");
-    for (const auto& [key, value] : hyperparameters(c).items())
+    const nlohmann::json hyper = hyperparameters(c);
+    for (const auto& [key, value] : hyper.items())
         std::printf("  %-20s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
 
     std::printf("\ntensors (%zu):\n  %-48s %-34s %-20s %-6s %12s %6s\n", tensors.size(), "name", "internal", "shape",
