@@ -96,7 +96,7 @@ struct ModelConfig {
     std::size_t n_head = 0;     // query heads
     std::size_t n_head_kv = 0;  // key/value heads (GQA: n_head is a multiple)
     std::size_t head_dim = 0;   // may differ from n_embd / n_head (Qwen3)
-    std::size_t n_ff = 0;       // dense FFN hidden width (0 for all-MoE models)
+    std::size_t n_ff = 0;       // dense FFN hidden width (MoE models: as the file says, unused)
     std::size_t n_ctx_train = 0;
     float rms_eps = 1e-6f;
 

@@ -160,6 +160,7 @@ inline ModelConfig config_from_hf(const nlohmann::json& root, const std::string&
         c.moe.n_expert = cfg.size("num_local_experts");
         c.moe.n_expert_used = cfg.size("num_experts_per_tok");
         c.moe.n_ff_exp = cfg.size("intermediate_size");
+        c.n_ff = c.moe.n_ff_exp;  // as GGUF's feed_forward_length: informational, every FFN is MoE
         c.moe.norm_topk_prob = true;  // Mixtral always renormalises its top-k
     } else if (c.arch == Arch::qwen2moe || c.arch == Arch::qwen3moe || c.arch == Arch::qwen35moe) {
         c.moe.n_expert = cfg.size("num_experts");
