@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   cmake make g++ pkg-config        # toolchain
   libhwy-dev                       # Highway 1.0.x: the highway backend
-  libxsimd-dev                     # xsimd 8.1: the xsimd backend
+  libxsimd-dev libxtl-dev          # xsimd 8.1: the xsimd backend (its CMake target links xtl)
   nlohmann-json3-dev               # JSON: safetensors headers, config.json, tokenizer.json
   catch2                           # Catch2 v2: tests
   libbenchmark-dev                 # Google Benchmark: bench/
