@@ -20,8 +20,10 @@ and writes sorted tables the C++ side searches with std::upper_bound:
                                  nonzero combining classes is already NFC)
 
 Usage: scripts/gen_unicode_tables.py [--ucd DIR] [--out FILE]   (writes FILE; '-' = stdout)
-Deterministic: the same input files give byte-identical output (no dates, sorted everything), so
-CI can re-run it and `diff` against the committed header.
+       scripts/gen_unicode_tables.py --check [--ucd DIR] [--out FILE]
+Deterministic: the same input files give byte-identical output (no dates, sorted everything).
+--check regenerates in memory and compares with FILE: exit 0 when identical, 1 when not, 77
+(a skip, for ctest) when the Unicode data files are not installed.
 """
 import argparse
 import os
@@ -214,8 +216,20 @@ def main():
     parser.add_argument("--ucd", default="/usr/share/unicode", help="Unicode Character Database folder")
     parser.add_argument("--out", default=os.path.join(here, "..", "include", "moelab", "tokenizer",
                                                       "unicode_tables.hpp"))
+    parser.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     args = parser.parse_args()
+    if args.check and not os.path.exists(os.path.join(args.ucd, "UnicodeData.txt")):
+        print(f"SKIPPED: no UnicodeData.txt in {args.ucd} (apt-get install unicode-data)")
+        sys.exit(77)
     text = generate(args.ucd)
+    if args.check:
+        with open(args.out, encoding="utf-8", newline="") as f:
+            committed = f.read()
+        if committed != text:
+            print(f"{args.out} differs from what scripts/gen_unicode_tables.py generates from {args.ucd}; re-run it")
+            sys.exit(1)
+        print(f"{args.out} is up to date ({len(text)} bytes)")
+        return
     if args.out == "-":
         sys.stdout.write(text)
     else:
