@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -322,4 +323,59 @@ TEST_CASE("a small hand-made spec: added tokens leftmost-longest, NFC between th
     bad = spec;
     bad.eos_id = 100000;
     CHECK_THROWS_WITH(Tokenizer(bad), Catch::Contains("EOS id 100000 is outside"));
+}
+
+TEST_CASE("tokenizer.json: malformed or unsupported files are Errors naming file and key", "[tokenizer]") {
+    // A minimal valid file: the 256 byte tokens, one merge, the Llama 3 split, no normalizer.
+    nlohmann::json vocab = nlohmann::json::object();
+    for (unsigned b = 0; b < 256; ++b) vocab[moelab::bytes_to_token_string(std::string(1, static_cast<char>(b)))] = b;
+    vocab["ab"] = 256;
+    const nlohmann::json valid = {
+        {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"a b"}}, {"ignore_merges", true}}},
+        {"added_tokens", {{{"id", 257}, {"content", "<|eot_id|>"}, {"special", true}}}},
+        {"normalizer", nullptr},
+        {"pre_tokenizer", {{"type", "Sequence"},
+                           {"pretokenizers", {{{"type", "Split"}, {"pattern", {{"Regex", moelab::pre_tokenizer_regex(moelab::PreTokenizer::llama3)}}},
+                                               {"behavior", "Isolated"}, {"invert", false}},
+                                              {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
+        {"decoder", {{"type", "ByteLevel"}}},
+    };
+    const auto dir = fs::path(MOELAB_BINARY_DIR) / "test_tokenizer_json_tmp";
+    fs::create_directories(dir);
+    const auto path = dir / "tokenizer.json";
+    auto write = [&](const nlohmann::json& json) { std::ofstream(path) << json.dump(); };
+
+    write(valid);
+    const Tokenizer tok = moelab::load_hf_tokenizer(path);
+    CHECK(tok.pre_tokenizer() == moelab::PreTokenizer::llama3);
+    CHECK(tok.normalizer() == moelab::Normalizer::none);
+    CHECK(tok.encode("ab 12345<|eot_id|>") == std::vector<std::int32_t>{256, ' ', '1', '2', '3', '4', '5', 257});
+    CHECK(tok.is_end_of_turn(257));
+
+    struct Case { std::string what; std::function<void(nlohmann::json&)> mutate; std::string expected; };
+    const std::vector<Case> cases = {
+        {"merge without a space", [](auto& j) { j["model"]["merges"][0] = "ab"; }, "model.merges[0]"},
+        {"merge of unknown tokens", [](auto& j) { j["model"]["merges"][0] = "a q"; }, "BPE merge 0 ('a' 'q')"},
+        {"gap in the ids", [](auto& j) { j["model"]["vocab"]["ab"] = 300; }, "no token has id 256"},
+        {"one id, two tokens", [](auto& j) { j["added_tokens"][0]["id"] = 256; }, "id 256 is both 'ab' and '<|eot_id|>'"},
+        {"negative id", [](auto& j) { j["model"]["vocab"]["ab"] = -1; }, "model.vocab: token 'ab' has id -1"},
+        {"vocab id not a number", [](auto& j) { j["model"]["vocab"]["ab"] = "x"; }, "unexpected structure"},
+        {"WordPiece model", [](auto& j) { j["model"]["type"] = "WordPiece"; }, "model.type is not BPE"},
+        {"byte fallback", [](auto& j) { j["model"]["byte_fallback"] = true; }, "byte_fallback"},
+        {"lstrip added token", [](auto& j) { j["added_tokens"][0]["lstrip"] = true; }, "lstrip = true"},
+        {"Lowercase normalizer", [](auto& j) { j["normalizer"] = {{"type", "Lowercase"}}; }, "normalizer: type 'Lowercase'"},
+        {"Split behavior", [](auto& j) { j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed"; }, "not Isolated"},
+        {"ByteLevel with regex", [](auto& j) { j["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = true; }, "ByteLevel"},
+        {"WordPiece decoder", [](auto& j) { j["decoder"] = {{"type", "WordPiece"}}; }, "decoder: type 'WordPiece'"},
+        {"no model", [](auto& j) { j.erase("model"); }, "unexpected structure"},
+        {"missing byte token", [](auto& j) { j["model"]["vocab"].erase("A"); j["model"]["vocab"]["A2"] = 65; }, "no token for byte 0x41"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        nlohmann::json json = valid;
+        c.mutate(json);
+        write(json);
+        CHECK_THROWS_WITH(moelab::load_hf_tokenizer(path), Catch::Contains(path.string()) && Catch::Contains(c.expected));
+    }
+    fs::remove_all(dir);
 }
