@@ -248,17 +248,23 @@ TEST_CASE("StreamDecoder: same bytes as decode, never a partial character", "[to
 
 TEST_CASE("GGUF arrays give the same tokenizer as tokenizer.json", "[tokenizer]") {
     MOELAB_REQUIRE_FIXTURES();
-    // Rebuild what a GGUF file stores from tokenizer.json: tokens, merges as "a b",
-    // token_type 3 (CONTROL) for special added tokens and 4 (USER_DEFINED) for the others.
+    // Rebuild what models/qwen3-dense-fullvocab.gguf stores from tokenizer.json. (Its arrays were
+    // compared offline: the same 151,669 tokens, the same 151,387 merges as "a b" strings,
+    // token_type 1 for the vocabulary and 3 (CONTROL) for all 26 added tokens — <think> included,
+    // so a GGUF cannot tell special from non-special — pre "qwen2", bos = eos = 151643.)
     const auto json_spec = moelab::tokenizer_spec_from_hf_json(fullvocab_json());
     std::vector<std::string> merges;
     for (const auto& [a, b] : json_spec.merges) merges.push_back(a + " " + b);
     std::vector<std::int32_t> types(json_spec.tokens.size(), 1);
-    for (const auto& added : json_spec.added_tokens) types[added.id] = added.special ? 3 : 4;
-    const Tokenizer gguf(moelab::tokenizer_spec_from_gguf(json_spec.tokens, merges, types, "qwen2", 151643, 151645));
+    for (const auto& added : json_spec.added_tokens) types[added.id] = 3;
+    types[151667] = 4;  // USER_DEFINED, as other converters write non-special tokens
+    const Tokenizer gguf(moelab::tokenizer_spec_from_gguf(json_spec.tokens, merges, types, "qwen2", 151643, 151643));
     CHECK(gguf.normalizer() == moelab::Normalizer::nfc);
     CHECK(gguf.is_special(151644));
+    CHECK(gguf.is_added(151667));
     CHECK_FALSE(gguf.is_special(151667));
+    CHECK(gguf.is_end_of_turn(151643));
+    CHECK(gguf.is_end_of_turn(151645));  // <|im_end|>, found by name
     std::ifstream in(moelab::test::fixtures_dir() / "tokenizer/qwen3_public.jsonl");
     std::size_t n_cases = 0;
     for (std::string line; std::getline(in, line);) {
@@ -378,4 +384,22 @@ TEST_CASE("tokenizer.json: malformed or unsupported files are Errors naming file
         CHECK_THROWS_WITH(moelab::load_hf_tokenizer(path), Catch::Contains(path.string()) && Catch::Contains(c.expected));
     }
     fs::remove_all(dir);
+}
+
+TEST_CASE("every fixture model's tokenizer.json loads with the manifest's n_vocab", "[tokenizer]") {
+    MOELAB_REQUIRE_FIXTURES();
+    const auto manifest = moelab::test::manifest();
+    std::size_t n_loaded = 0;
+    const std::string text = "Hello, world! 12 caf\xC3\xA9 <|im_end|>\n";
+    for (const auto& model : manifest.at("models")) {
+        if (!model.contains("hf") || model.at("hf").is_null()) continue;
+        const auto path = moelab::test::fixtures_dir() / model.at("hf").get<std::string>() / "tokenizer.json";
+        INFO(path.string());
+        const Tokenizer tok = moelab::load_hf_tokenizer(path);
+        CHECK(tok.n_vocab() == model.at("n_vocab").get<std::size_t>());
+        CHECK(tok.decode(tok.encode(text)) == text);
+        ++n_loaded;
+    }
+    std::printf("fixture tokenizer.json files loaded: %zu\n", n_loaded);
+    CHECK(n_loaded >= 5);
 }

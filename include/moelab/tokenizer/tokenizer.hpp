@@ -270,7 +270,9 @@ inline std::vector<std::int32_t> default_end_of_turn_ids(const std::vector<Added
 // A TokenizerSpec from the arrays of a GGUF file:
 //   tokens       tokenizer.ggml.tokens      (id -> byte-level string, added tokens as their text)
 //   merges       tokenizer.ggml.merges      ("left right", in rank order)
-//   token_types  tokenizer.ggml.token_type  (3 CONTROL -> added special, 4 USER_DEFINED -> added)
+//   token_types  tokenizer.ggml.token_type  (3 CONTROL -> added special, 4 USER_DEFINED -> added;
+//                                            llama.cpp's converter marks <think> etc. CONTROL too, so
+//                                            from a GGUF every added token may come out special)
 //   pre          tokenizer.ggml.pre         (qwen2 -> NFC, as tokenizer.json asks; llama-bpe -> none
 //                                            and ignore_merges, as Llama 3's tokenizer.json has)
 // and tokenizer.ggml.bos_token_id / eos_token_id when present. Throws moelab::Error naming the
