@@ -7,11 +7,11 @@ set -euo pipefail
 packages=(
   cmake make g++ pkg-config        # toolchain
   libhwy-dev                       # Highway 1.0.x: the highway backend
-  libxsimd-dev libxtl-dev          # xsimd 8.1: the xsimd backend (its CMake target links xtl)
+  libxsimd-dev                     # xsimd 8.1: the xsimd backend
   nlohmann-json3-dev               # JSON: safetensors headers, config.json, tokenizer.json
   catch2                           # Catch2 v2: tests
   libbenchmark-dev                 # Google Benchmark: bench/
-  unicode-data                     # UnicodeData.txt etc.: scripts/gen_unicode_tables.py
+  unicode-data bzip2               # the UCD: scripts/gen_unicode_tables.py, NFC conformance test
   python3 python3-numpy python3-matplotlib          # notebooks and plots
   jupyter-core jupyter-nbconvert python3-nbconvert python3-nbformat python3-ipykernel
 )
