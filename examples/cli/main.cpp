@@ -21,6 +21,11 @@ const char* kUsage =
     "  inspect MODEL [--json]            architecture, hyperparameters, tensors, dense-vs-MoE cost\n"
     "  logits --model M --tokens 1,2,3 --out FILE [--gen N --gen-out FILE2] [--routing FILE.json]\n"
     "                                    float32 logits of every position (and greedy decode steps)\n"
+    "  tokenize --model M (--text S | --file F | --jsonl F)\n"
+    "                                    token ids as JSON\n"
+    "  run --model M --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+    "      [--repeat-penalty R] [--seed S] [--chat] [--system TEXT] [--stop STR] [--ctx N]\n"
+    "                                    generate text, streamed; speeds and expert usage on stderr\n"
     "\n"
     "common options: --backend scalar|highway|xsimd, -t N (threads)\n"
     "MODEL is a .gguf file or a Hugging Face folder (config.json + *.safetensors).\n";
@@ -37,6 +42,8 @@ int main(int argc, char** argv) {
         using namespace moelab::cli;
         if (command == "inspect") return cmd_inspect(argc - 2, argv + 2);
         if (command == "logits") return cmd_logits(argc - 2, argv + 2);
+        if (command == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
+        if (command == "run") return cmd_run(argc - 2, argv + 2);
         if (command == "--version") {
             std::puts("moelab " MOELAB_VERSION_STRING);
             return 0;

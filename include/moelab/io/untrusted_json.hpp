@@ -13,6 +13,9 @@
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <string_view>
@@ -56,6 +59,19 @@ inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth 
         return nlohmann::json::parse(text.begin(), text.end(), check);
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("invalid JSON: ") + e.what());
+    }
+}
+
+// Reads and parses a JSON file (config.json, tokenizer.json, ...); errors name the file.
+inline nlohmann::json read_json_file(const std::filesystem::path& path, int max_depth = json_max_depth) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(path.string(), "cannot open the file");
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) throw Error(path.string(), "read failed");
+    try {
+        return parse_untrusted_json(text, max_depth);
+    } catch (const Error& e) {
+        throw Error(path.string(), e.what());
     }
 }
 

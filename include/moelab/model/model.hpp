@@ -16,7 +16,6 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +25,7 @@
 #include "moelab/error.hpp"
 #include "moelab/io/gguf.hpp"
 #include "moelab/io/safetensors.hpp"
+#include "moelab/io/untrusted_json.hpp"
 #include "moelab/model/config.hpp"
 #include "moelab/model/config_gguf.hpp"
 #include "moelab/model/config_hf.hpp"
@@ -155,20 +155,6 @@ private:
     std::string file_;
 };
 
-namespace detail {
-
-inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path.string(), "cannot open");
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(path.string(), std::string("invalid JSON: ") + e.what());
-    }
-}
-
-}  // namespace detail
-
 inline Model Model::load(const std::filesystem::path& path) {
     Model m;
     m.path_ = path;
@@ -176,7 +162,7 @@ inline Model Model::load(const std::filesystem::path& path) {
         const auto config_path = path / "config.json";
         if (!std::filesystem::exists(config_path))
             throw Error(path.string(), "not a Hugging Face model folder: config.json is missing");
-        m.config_ = config_from_hf(detail::read_json_file(config_path), config_path.string());
+        m.config_ = config_from_hf(io::read_json_file(config_path), config_path.string());
         if (m.config_.name.empty()) m.config_.name = path.filename().string();
         m.safetensors_ = std::make_unique<io::SafetensorsSet>(io::SafetensorsSet::open_folder(path));
         m.map_ = std::make_unique<WeightMap>(m.safetensors_->tensors(), SourceFormat::huggingface, path.string());

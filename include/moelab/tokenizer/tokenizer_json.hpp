@@ -27,21 +27,12 @@
 #include <nlohmann/json.hpp>
 
 #include "moelab/error.hpp"
+#include "moelab/io/untrusted_json.hpp"
 #include "moelab/tokenizer/tokenizer.hpp"
 
 namespace moelab {
 
 namespace detail {
-
-inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path.string(), "cannot open the file");
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(path.string(), std::string("not valid JSON: ") + e.what());
-    }
-}
 
 inline Normalizer parse_normalizer(const nlohmann::json& normalizer) {
     if (normalizer.is_null()) return Normalizer::none;
@@ -152,7 +143,7 @@ inline TokenizerSpec parse_tokenizer_json(const nlohmann::json& json) {
 // Throws moelab::Error naming the file and what is wrong with it.
 inline TokenizerSpec tokenizer_spec_from_hf_json(const std::filesystem::path& tokenizer_json) {
     TokenizerSpec spec;
-    const nlohmann::json json = detail::read_json_file(tokenizer_json);
+    const nlohmann::json json = io::read_json_file(tokenizer_json);
     try {
         spec = detail::parse_tokenizer_json(json);
     } catch (const nlohmann::json::exception& e) {
@@ -162,7 +153,7 @@ inline TokenizerSpec tokenizer_spec_from_hf_json(const std::filesystem::path& to
     }
     const auto config_path = tokenizer_json.parent_path() / "tokenizer_config.json";
     if (std::filesystem::exists(config_path)) {
-        const nlohmann::json config = detail::read_json_file(config_path);
+        const nlohmann::json config = io::read_json_file(config_path);
         try {
             spec.bos_id = detail::config_token_id(config, "bos_token", spec.tokens);
             spec.eos_id = detail::config_token_id(config, "eos_token", spec.tokens);
