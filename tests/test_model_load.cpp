@@ -178,6 +178,12 @@ TEST_CASE("GGUF and Hugging Face twins describe the same model, tensor by tensor
         // Same parameter counts (bytes differ: GGUF twins are f32, HF twins bf16).
         CHECK(model_cost(cg, wg).total_params == model_cost(ch, wh).total_params);
         CHECK(model_cost(cg, wg).active_params == model_cost(ch, wh).active_params);
+        // The analytic count from hyperparameters alone agrees with the weights.
+        CHECK(model_cost_from_config(cg, 4).total_params == model_cost(cg, wg).total_params);
+        CHECK(model_cost_from_config(cg, 4).active_params == model_cost(cg, wg).active_params);
+        CHECK(model_cost_from_config(cg, 4).bytes_per_token == model_cost(cg, wg).bytes_per_token);  // f32 GGUF
+        CHECK(model_cost_from_config(ch, 4).kv_bytes_per_token == model_cost(ch, wh).kv_bytes_per_token);
+        CHECK(model_cost_from_config(ch, 4).recurrent_bytes_per_sequence == model_cost(ch, wh).recurrent_bytes_per_sequence);
         WARN(cmp.model << ": " << cmp.compared << " tensors equal");
         ++models;
     }

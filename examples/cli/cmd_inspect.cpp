@@ -8,6 +8,8 @@
 
 #include "cli/cli.hpp"
 #include "moelab/model/cost.hpp"
+#include "moelab/io/untrusted_json.hpp"
+#include "moelab/model/config_hf.hpp"
 #include "moelab/model/model.hpp"
 
 namespace moelab::cli {
@@ -66,10 +68,47 @@ nlohmann::json hyperparameters(const ModelConfig& c) {
 
 }  // namespace
 
+// moelab inspect --config config.json [--bits-per-weight B]: the cost of a
+// checkpoint from its hyperparameters alone (no weights needed).
+int inspect_config(const Args& args) {
+    const std::string path = args.get("config");
+    const ModelConfig c = config_from_hf(io::read_json_file(path), path);
+    const double bits = args.number("bits-per-weight", 16.0);
+    if (!(bits > 0 && bits <= 32)) throw UsageError("--bits-per-weight must be in (0, 32]");
+    const ModelCost cost = model_cost_from_config(c, bits / 8.0);
+    const nlohmann::json hyper = hyperparameters(c);
+    const nlohmann::json out = {{"config", path},
+                                {"bits_per_weight", bits},
+                                {"hyperparameters", hyper},
+                                {"cost", {{"total_params", cost.total_params},
+                                          {"active_params", cost.active_params},
+                                          {"total_weight_bytes", cost.total_bytes},
+                                          {"weight_bytes_per_token", cost.bytes_per_token},
+                                          {"kv_cache_bytes_per_token", cost.kv_bytes_per_token},
+                                          {"recurrent_state_bytes_per_sequence", cost.recurrent_bytes_per_sequence}}}};
+    if (args.has("json")) {
+        std::puts(out.dump(2).c_str());
+        return 0;
+    }
+    std::printf("config: %s (weights assumed at %.2f bits each)\n\nhyperparameters:\n", path.c_str(), bits);
+    for (const auto& [key, value] : hyper.items())
+        std::printf("  %-20s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
+    std::printf("\nper token:\n  total parameters          %s\n  active parameters         %s\n"
+                "  weight bytes per token    %s\n  KV cache per token        %s (f32)\n  recurrent state           %s per sequence (f32)\n",
+                human(static_cast<double>(cost.total_params), "").c_str(), human(static_cast<double>(cost.active_params), "").c_str(),
+                human(static_cast<double>(cost.bytes_per_token), "B").c_str(), human(static_cast<double>(cost.kv_bytes_per_token), "B").c_str(),
+                human(static_cast<double>(cost.recurrent_bytes_per_sequence), "B").c_str());
+    return 0;
+}
+
 int cmd_inspect(int argc, char** argv) {
     const Args args(argc, argv, {"json"});
-    args.allow_only({"json"});
-    if (args.positional().size() != 1) throw UsageError("usage: moelab inspect MODEL [--json]");
+    args.allow_only({"json", "config", "bits-per-weight"});
+    if (args.has("config")) {
+        if (!args.positional().empty()) throw UsageError("give either MODEL or --config, not both");
+        return inspect_config(args);
+    }
+    if (args.positional().size() != 1) throw UsageError("usage: moelab inspect MODEL [--json] | --config config.json [--bits-per-weight B]");
     const Model model = Model::load(args.positional()[0]);
     const ModelConfig& c = model.config();
     const ModelCost cost = model_cost(c, model.weights());

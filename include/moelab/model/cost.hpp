@@ -91,4 +91,62 @@ inline ModelCost model_cost(const ModelConfig& c, const ModelWeights& w) {
     return cost;
 }
 
+// The same figures from the hyperparameters alone, for checkpoints one has
+// not downloaded (moelab inspect --config): every matrix the architecture
+// defines, stored at `bytes_per_weight` (e.g. 2 for bf16, ~0.56 for Q4_K),
+// with 1-D tensors (norms, biases) counted at 4 bytes. For a loaded model
+// it agrees exactly with model_cost() in parameters (tests/test_model_load.cpp).
+inline ModelCost model_cost_from_config(const ModelConfig& c, double bytes_per_weight) {
+    const double D = static_cast<double>(c.n_embd);
+    double matrices = 0, vectors = 0, inactive = 0, per_token_matrices = 0;
+    auto matrix = [&](double rows, double cols) { matrices += rows * cols; };
+    matrix(static_cast<double>(c.n_vocab), D);                                 // token_embd
+    if (!c.tied_embeddings) matrix(static_cast<double>(c.n_vocab), D);         // output
+    vectors += D;                                                              // output_norm
+    const DeltaNetConfig& dn = c.deltanet;
+    const double qk = static_cast<double>(dn.n_key_heads * dn.key_head_dim), vd = static_cast<double>(dn.n_value_heads * dn.value_head_dim);
+    for (std::size_t il = 0; il < c.n_layer; ++il) {
+        vectors += 2 * D;
+        if (c.layer_kinds[il] == LayerKind::attention) {
+            const double q = static_cast<double>(c.q_dim()), kv = static_cast<double>(c.kv_dim());
+            matrix(q * (c.attn_output_gate ? 2 : 1), D), matrix(kv, D), matrix(kv, D), matrix(D, q);
+            if (c.arch == Arch::qwen2 || c.arch == Arch::qwen2moe) vectors += q + 2 * kv;
+            if (c.attn_qk_norm) vectors += 2 * static_cast<double>(c.head_dim);
+        } else {
+            const double nv = static_cast<double>(dn.n_value_heads), channels = 2 * qk + vd;
+            matrix(channels, D), matrix(vd, D), matrix(nv, D), matrix(nv, D), matrix(D, vd);
+            vectors += channels * static_cast<double>(dn.conv_kernel) + 2 * nv + static_cast<double>(dn.value_head_dim);
+        }
+        if (!c.is_moe()) {
+            matrix(3 * static_cast<double>(c.n_ff), D);
+            continue;
+        }
+        const double expert = 3 * static_cast<double>(c.moe.n_ff_exp) * D;
+        matrix(static_cast<double>(c.moe.n_expert), D);  // router
+        matrices += static_cast<double>(c.moe.n_expert) * expert;
+        inactive += static_cast<double>(c.moe.n_expert - c.moe.n_expert_used) * expert;
+        if (c.moe.n_ff_shexp) {
+            matrix(3 * static_cast<double>(c.moe.n_ff_shexp), D);
+            if (c.moe.shared_expert_gate) matrix(1, D);
+        }
+    }
+    // One decode step reads one embedding row unless the table is also the LM head.
+    per_token_matrices = matrices - inactive - (c.tied_embeddings ? 0 : static_cast<double>(c.n_vocab - 1) * D);
+    ModelCost cost;
+    cost.total_params = static_cast<std::uint64_t>(matrices + vectors);
+    cost.active_params = static_cast<std::uint64_t>(matrices + vectors - inactive);
+    cost.total_bytes = static_cast<std::uint64_t>(matrices * bytes_per_weight + vectors * 4);
+    cost.bytes_per_token = static_cast<std::uint64_t>(per_token_matrices * bytes_per_weight + vectors * 4);
+    for (std::size_t il = 0; il < c.n_layer; ++il) {
+        if (c.layer_kinds[il] == LayerKind::attention) {
+            cost.kv_bytes_per_token += 2 * c.kv_dim() * sizeof(float);
+        } else {
+            const std::size_t channels = 2 * dn.n_key_heads * dn.key_head_dim + dn.n_value_heads * dn.value_head_dim;
+            cost.recurrent_bytes_per_sequence +=
+                (dn.n_value_heads * dn.value_head_dim * dn.key_head_dim + (dn.conv_kernel - 1) * channels) * sizeof(float);
+        }
+    }
+    return cost;
+}
+
 }  // namespace moelab
