@@ -212,15 +212,15 @@ inline std::uint64_t read_gguf_header(ByteCursor& in, GGUFParsed& out) {
 
     if (const auto it = out.key_index.find("general.alignment"); it != out.key_index.end()) {
         const GGUFValue& v = out.metadata[it->second].second;
-        const auto a = v.to_int();
         if (!v.is_integer())
             throw Error("key 'general.alignment': expected an integer, found " + v.type_description());
-        if (!a || *a <= 0 || (*a & (*a - 1)) != 0) {
-            // !a: an unsigned value above 2^63, which no power of two we accept reaches.
-            const std::string shown = a ? std::to_string(*a) : std::to_string(std::get<std::uint64_t>(v.value));
-            throw Error("key 'general.alignment': " + shown + " is not a non-zero power of two");
-        }
-        out.alignment = static_cast<std::uint64_t>(*a);
+        const auto* u = std::get_if<std::uint64_t>(&v.value);
+        const auto* s = std::get_if<std::int64_t>(&v.value);
+        const std::uint64_t a = u ? *u : *s > 0 ? static_cast<std::uint64_t>(*s) : 0;
+        if (a == 0 || (a & (a - 1)) != 0)
+            throw Error("key 'general.alignment': " + (u ? std::to_string(*u) : std::to_string(*s)) +
+                        " is not a non-zero power of two");
+        out.alignment = a;
     }
     return n_tensors;
 }
