@@ -13,6 +13,7 @@
 #include "moelab/io/gguf.hpp"
 #include "moelab/io/mapped_file.hpp"
 #include "moelab/io/safetensors.hpp"
+#include "moelab/io/untrusted_json.hpp"
 #include "support/gguf_writer.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/temp_dir.hpp"
@@ -184,6 +185,20 @@ TEST_CASE("GGUF metadata corruptions", "[gguf][hostile]") {
         }
         w.add("abyss", gguf::raw(gguf::ARRAY, s.bytes));
         require_error(open(), {"key 'abyss'", "nested more than 8 deep"});
+    }
+    SECTION("more array elements in all than the memory cap") {
+        // Two uint8 arrays of 2^22 + 1: each fits the file, together they pass 2^23.
+        test::ByteSink arr;
+        arr.put<std::uint32_t>(gguf::UINT8);
+        arr.put<std::uint64_t>((std::uint64_t{1} << 22) + 1);
+        arr.bytes.resize(arr.bytes.size() + (std::size_t{1} << 22) + 1);
+        w.add("first", gguf::raw(gguf::ARRAY, arr.bytes));
+        w.add("second", gguf::raw(gguf::ARRAY, arr.bytes));
+        require_error(open(), {"meta.gguf: key 'second': metadata arrays hold more than 8388608 values in all"});
+    }
+    SECTION("key longer than 65535 bytes") {
+        w.add(std::string(65536, 'k'), gguf::u8(1));
+        require_error(open(), {"meta.gguf: metadata entry 0 of 1: key is 65536 bytes long, over the limit of 65535"});
     }
     SECTION("duplicate key") {
         w.add("general.name", gguf::string("a"));
@@ -506,4 +521,17 @@ TEST_CASE("broken sharded safetensors sets", "[safetensors][hostile]") {
         require_error(index(R"({"weight_map": {"x": "model-00001-of-00002.safetensors"}})"),
                       {"model.safetensors.index.json: shard 'model-00001-of-00002.safetensors'", "too short"});
     }
+}
+
+TEST_CASE("untrusted JSON: duplicates at any depth, nesting and value count are bounded", "[io][hostile]") {
+    CHECK(parse_untrusted_json(R"({"a": {"b": [1, 2, {"c": null}]}})")["a"]["b"][2].contains("c"));
+    require_error([] { parse_untrusted_json(R"({"a": {"b": 1, "b": 2}})"); }, {"duplicate key 'b'"});
+    // The same key in sibling objects is fine.
+    CHECK(parse_untrusted_json(R"([{"k": 1}, {"k": 2}])").size() == 2);
+    CHECK(parse_untrusted_json("[[[1]]]", 3).is_array());
+    require_error([] { parse_untrusted_json("[[[[1]]]]", 3); }, {"JSON nested more than 3 levels deep"});
+    CHECK(parse_untrusted_json("[1, 2, 3]", 16, 4).size() == 3);  // 3 numbers + the array
+    require_error([] { parse_untrusted_json("[1, 2, 3, 4]", 16, 4); }, {"JSON has more than 4 values"});
+    require_error([] { parse_untrusted_json("{\"a\": }"); }, {"invalid JSON: [json.exception.parse_error"});
+    require_error([] { parse_untrusted_json(""); }, {"invalid JSON"});
 }

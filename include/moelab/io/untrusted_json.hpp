@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
@@ -27,13 +28,23 @@ namespace moelab::io {
 // Model headers and configs nest 3-4 levels; 16 leaves room for any sane
 // config.json while bounding the work a hostile file can cause.
 inline constexpr int json_max_depth = 16;
+// Each JSON value costs a heap node of 16+ bytes however short its text, so
+// the number of values is capped too: a safetensors header lists ~8 per
+// tensor, a 150k-token tokenizer.json ~500k in all.
+inline constexpr std::uint64_t json_max_values = std::uint64_t{1} << 23;
 
 // Parses `text` as one JSON document. Throws moelab::Error "invalid JSON: ...",
-// "duplicate key 'K'" or "JSON nested more than N levels deep".
-inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth = json_max_depth) {
+// "duplicate key 'K'", "JSON nested more than N levels deep" or "JSON has
+// more than N values".
+inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth = json_max_depth,
+                                           std::uint64_t max_values = json_max_values) {
     using Event = nlohmann::json::parse_event_t;
     std::vector<std::set<std::string>> keys_of_open_objects;
+    std::uint64_t values = 0;
     const auto check = [&](int depth, Event event, nlohmann::json& parsed) -> bool {
+        if ((event == Event::value || event == Event::object_start || event == Event::array_start) &&
+            ++values > max_values)
+            throw Error("JSON has more than " + std::to_string(max_values) + " values (moelab's limit)");
         switch (event) {
             case Event::object_start:
             case Event::array_start:
