@@ -14,6 +14,7 @@
 #include "moelab/io/mapped_file.hpp"
 #include "moelab/io/safetensors.hpp"
 #include "moelab/io/untrusted_json.hpp"
+#include "support/fixtures.hpp"
 #include "support/gguf_writer.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/temp_dir.hpp"
@@ -331,6 +332,25 @@ TEST_CASE("GGUF tensor info corruptions", "[gguf][hostile]") {
     }
 }
 
+TEST_CASE("safetensors truncated at every offset fails cleanly", "[safetensors][hostile]") {
+    test::TempDir dir("st-trunc");
+    SafetensorsWriter w;
+    w.add_metadata("format", "pt");
+    w.add("a", "F32", {2, 3}, test::f32_bytes({0, 1, 2, 3, 4, 5}));
+    w.add("b", "BF16", {4}, test::pattern_bytes(8));
+    const std::vector<std::byte> bytes = w.build();
+    CHECK(SafetensorsFile(dir.write("whole.safetensors", bytes)).tensors().size() == 2);
+    for (std::size_t length = 0; length < bytes.size(); ++length) {
+        INFO("truncated to " << length << " of " << bytes.size() << " bytes");
+        const auto path = dir.write("cut.safetensors", bytes.data(), length);
+        const std::string message = require_error([&] { SafetensorsFile f(path); }, {"cut.safetensors: "});
+        const bool says_why = message.find("too short") != std::string::npos ||
+                              message.find("larger than the file") != std::string::npos ||
+                              message.find("past the end of the data buffer") != std::string::npos;
+        CHECK(says_why);
+    }
+}
+
 TEST_CASE("safetensors header corruptions", "[safetensors][hostile]") {
     test::TempDir dir("st-header");
     SafetensorsWriter w;
@@ -534,4 +554,22 @@ TEST_CASE("untrusted JSON: duplicates at any depth, nesting and value count are 
     require_error([] { parse_untrusted_json("[1, 2, 3, 4]", 16, 4); }, {"JSON has more than 4 values"});
     require_error([] { parse_untrusted_json("{\"a\": }"); }, {"invalid JSON: [json.exception.parse_error"});
     require_error([] { parse_untrusted_json(""); }, {"invalid JSON"});
+
+    test::TempDir dir("json");
+    const auto bad = dir.write_text("config.json", "{\"a\": 1,}");
+    require_error([&] { read_json_file(bad); }, {"config.json: invalid JSON"});
+    require_error([&] { read_json_file(dir.path() / "absent.json"); }, {"absent.json: cannot open"});
+    CHECK(read_json_file(dir.write_text("ok.json", R"({"n_layer": 2})"))["n_layer"] == 2);
+}
+
+TEST_CASE("the JSON limits accept every real fixture JSON file", "[io][fixtures]") {
+    MOELAB_REQUIRE_FIXTURES();
+    int files = 0;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(test::fixtures_dir())) {
+        if (entry.path().extension() != ".json") continue;
+        INFO(entry.path().string());
+        CHECK_NOTHROW(read_json_file(entry.path()));
+        ++files;
+    }
+    CHECK(files > 10);  // manifest + config/tokenizer files of every HF folder
 }

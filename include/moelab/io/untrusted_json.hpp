@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // moelab/io/untrusted_json.hpp — parse JSON that came from a file, safely.
 //
-// Depends on: nlohmann/json (3.11), moelab/error.hpp, the standard library.
+// Depends on: nlohmann/json (3.11), moelab/io/mapped_file.hpp, moelab/error.hpp,
+//             the standard library.
 //
 // nlohmann::json parses without recursion and validates UTF-8, but it accepts
 // two things a model file must not contain: a duplicated object key (it keeps
@@ -14,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <string_view>
@@ -22,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "moelab/error.hpp"
+#include "moelab/io/mapped_file.hpp"
 
 namespace moelab::io {
 
@@ -67,6 +70,17 @@ inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth 
         return nlohmann::json::parse(text.begin(), text.end(), check);
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("invalid JSON: ") + e.what());
+    }
+}
+
+// Reads and parses a JSON file (config.json, tokenizer.json, an index); errors
+// name the file. The file is mapped, not copied; the value cap bounds memory.
+inline nlohmann::json read_json_file(const std::filesystem::path& path, int max_depth = json_max_depth) {
+    const MappedFile file(path);
+    try {
+        return parse_untrusted_json({reinterpret_cast<const char*>(file.data()), file.size()}, max_depth);
+    } catch (const Error& e) {
+        throw Error(path.string(), e.what());
     }
 }
 
