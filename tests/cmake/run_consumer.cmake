@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+cmake_minimum_required(VERSION 3.21)
 # Builds and runs a tiny consumer project against moelab.
 #   MODE=add_subdirectory: the consumer adds SOURCE_DIR as a subdirectory.
 #   MODE=find_package:     moelab is installed from BINARY_DIR into WORK_DIR/prefix first.

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+cmake_minimum_required(VERSION 3.21)
 # Preprocesses the umbrella header with -dM and fails on any MOELAB_* macro
 # that is not part of the public interface.
 set(public MOELAB_VERSION_MAJOR MOELAB_VERSION_MINOR MOELAB_VERSION_PATCH MOELAB_VERSION_STRING)

@@ -37,11 +37,15 @@
 // What is checked, before any use: every length and count against the bytes
 // that remain (so no allocation is ever sized by an unchecked number), every
 // sum and product for 64-bit overflow, keys and tensor names for emptiness,
-// UTF-8 and duplicates, n_dims, each dimension (>= 1), the element count
-// (< 2^63), the type id, ne[0] against the type's block, the alignment, each
-// tensor's offset alignment and [begin, end) inside the file, and that no two
-// tensors' bytes overlap. Every failure is a moelab::Error that names the
-// file, the key or tensor, and the problem.
+// length (<= 65535), UTF-8 and duplicates, array nesting (<= 8) and the total
+// of array elements (<= 2^23, which bounds memory), n_dims, each dimension
+// (>= 1), the element count (< 2^63), the type id, ne[0] against the type's
+// block, the alignment, each tensor's offset alignment and [begin, end) inside
+// the file, and that no two tensors' bytes overlap. Every failure is a
+// moelab::Error that names the file, the key or tensor, and the problem.
+//
+// (This header runs past 600 lines because it is the whole format in one
+// place: layout, parser and the split-file logic read in that order.)
 //
 // Split models: llama.cpp's gguf-split writes NAME-00001-of-00003.gguf,
 // NAME-00002-of-00003.gguf, ... each carrying the keys split.count (number of
@@ -89,6 +93,14 @@ inline constexpr std::uint64_t gguf_default_alignment = 32;
 // offset (8).
 inline constexpr std::uint64_t gguf_min_kv_bytes = 13;
 inline constexpr std::uint64_t gguf_min_tensor_info_bytes = 32;
+// Keys and tensor names: the GGUF spec caps keys at 65535 bytes (tensor names
+// at 64; the looser bound is applied to both so that odd writers still load).
+inline constexpr std::uint64_t gguf_max_name_bytes = 65535;
+// Metadata arrays are decoded into GGUFValues (48 bytes each, however small on
+// disk), so the total number of array elements is capped: a 1 GB file of
+// uint8 arrays must not become 48 GB of values. Real files hold ~1M (a 256k
+// vocabulary's tokens, scores, types and merges).
+inline constexpr std::uint64_t gguf_max_array_values = std::uint64_t{1} << 23;
 
 // Everything parsed from one GGUF file.
 struct GGUFParsed {
@@ -107,8 +119,9 @@ inline GGUFType read_gguf_type(ByteCursor& in, std::string_view what) {
     return static_cast<GGUFType>(tag);
 }
 
-// One value of the given type; `depth` counts enclosing arrays.
-inline GGUFValue read_gguf_value(ByteCursor& in, GGUFType type, int depth) {
+// One value of the given type; `depth` counts enclosing arrays, `values_left`
+// is what remains of gguf_max_array_values.
+inline GGUFValue read_gguf_value(ByteCursor& in, GGUFType type, int depth, std::uint64_t& values_left) {
     GGUFValue v;
     v.type = type;
     switch (type) {
@@ -142,11 +155,15 @@ inline GGUFValue read_gguf_value(ByteCursor& in, GGUFType type, int depth) {
                 throw Error("array of " + std::to_string(count) + " " +
                             std::string(gguf_type_name(v.element_type)) + " elements cannot fit in the " +
                             std::to_string(in.remaining()) + " bytes left in the file");
+            if (count > values_left)
+                throw Error("metadata arrays hold more than " + std::to_string(gguf_max_array_values) +
+                            " values in all (moelab's limit, which bounds memory)");
+            values_left -= count;
             GGUFValue::Array items;
             items.reserve(static_cast<std::size_t>(count));
             for (std::uint64_t i = 0; i < count; ++i) {
                 try {
-                    items.push_back(read_gguf_value(in, v.element_type, depth + 1));
+                    items.push_back(read_gguf_value(in, v.element_type, depth + 1, values_left));
                 } catch (const Error& e) {
                     throw Error("array element " + std::to_string(i), e.what());
                 }
@@ -162,6 +179,9 @@ inline GGUFValue read_gguf_value(ByteCursor& in, GGUFType type, int depth) {
 inline std::string read_gguf_name(ByteCursor& in, std::string_view what) {
     const std::string_view name = in.read_string(what);
     if (name.empty()) throw Error(std::string(what) + " is empty");
+    if (name.size() > gguf_max_name_bytes)
+        throw Error(std::string(what) + " is " + std::to_string(name.size()) + " bytes long, over the limit of " +
+                    std::to_string(gguf_max_name_bytes));
     if (!is_valid_utf8(name)) throw Error(std::string(what) + " " + printable_name(name) + " is not valid UTF-8");
     return std::string(name);
 }
@@ -193,6 +213,7 @@ inline std::uint64_t read_gguf_header(ByteCursor& in, GGUFParsed& out) {
                     std::to_string(in.remaining()) + " bytes left in the file");
 
     out.metadata.reserve(static_cast<std::size_t>(n_kv));
+    std::uint64_t values_left = gguf_max_array_values;
     for (std::uint64_t i = 0; i < n_kv; ++i) {
         std::string key;
         try {
@@ -204,7 +225,7 @@ inline std::uint64_t read_gguf_header(ByteCursor& in, GGUFParsed& out) {
             if (out.key_index.count(key) != 0) throw Error("duplicate key");
             const GGUFType type = read_gguf_type(in, "value type");
             out.key_index.emplace(key, out.metadata.size());
-            out.metadata.emplace_back(key, read_gguf_value(in, type, 0));
+            out.metadata.emplace_back(key, read_gguf_value(in, type, 0, values_left));
         } catch (const Error& e) {
             throw Error("key '" + key + "'", e.what());
         }
@@ -212,15 +233,15 @@ inline std::uint64_t read_gguf_header(ByteCursor& in, GGUFParsed& out) {
 
     if (const auto it = out.key_index.find("general.alignment"); it != out.key_index.end()) {
         const GGUFValue& v = out.metadata[it->second].second;
-        const auto a = v.to_int();
         if (!v.is_integer())
             throw Error("key 'general.alignment': expected an integer, found " + v.type_description());
-        if (!a || *a <= 0 || (*a & (*a - 1)) != 0) {
-            // !a: an unsigned value above 2^63, which no power of two we accept reaches.
-            const std::string shown = a ? std::to_string(*a) : std::to_string(std::get<std::uint64_t>(v.value));
-            throw Error("key 'general.alignment': " + shown + " is not a non-zero power of two");
-        }
-        out.alignment = static_cast<std::uint64_t>(*a);
+        const auto* u = std::get_if<std::uint64_t>(&v.value);
+        const auto* s = std::get_if<std::int64_t>(&v.value);
+        const std::uint64_t a = u ? *u : *s > 0 ? static_cast<std::uint64_t>(*s) : 0;
+        if (a == 0 || (a & (a - 1)) != 0)
+            throw Error("key 'general.alignment': " + (u ? std::to_string(*u) : std::to_string(*s)) +
+                        " is not a non-zero power of two");
+        out.alignment = a;
     }
     return n_tensors;
 }

@@ -286,14 +286,12 @@ public:
 
     static SafetensorsSet open_index(const std::filesystem::path& index_path) {
         const std::string where = index_path.string();
+        const nlohmann::json index = read_json_file(index_path);  // errors name the file
         std::map<std::string, std::vector<std::string>> names_by_shard;  // sorted: shards open in name order
-        {
-            const MappedFile index_file(index_path);
-            try {
-                names_by_shard = read_weight_map(index_file);
-            } catch (const Error& e) {
-                throw Error(where, e.what());
-            }
+        try {
+            names_by_shard = read_weight_map(index);
+        } catch (const Error& e) {
+            throw Error(where, e.what());
         }
         SafetensorsSet set;
         for (const auto& [shard, names] : names_by_shard) {
@@ -341,12 +339,8 @@ private:
         files_.push_back(std::move(file));
     }
 
-    // index.json -> {shard file name: [tensor names]}; errors without the file name.
-    static std::map<std::string, std::vector<std::string>> read_weight_map(const MappedFile& file) {
-        if (file.size() > detail::safetensors_max_header_bytes)
-            throw Error("index is " + std::to_string(file.size()) + " bytes, over the 100 MB limit");
-        const nlohmann::json index =
-            parse_untrusted_json({reinterpret_cast<const char*>(file.data()), file.size()});
+    // index.json's weight_map -> {shard file name: [tensor names]}; errors without the file name.
+    static std::map<std::string, std::vector<std::string>> read_weight_map(const nlohmann::json& index) {
         if (!index.is_object()) throw Error("index is " + std::string(index.type_name()) + ", not a JSON object");
         const auto it = index.find("weight_map");
         if (it == index.end()) throw Error("missing 'weight_map'");

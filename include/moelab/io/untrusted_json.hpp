@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // moelab/io/untrusted_json.hpp — parse JSON that came from a file, safely.
 //
-// Depends on: nlohmann/json (3.11), moelab/error.hpp, the standard library.
+// Depends on: nlohmann/json (3.11), moelab/io/mapped_file.hpp, moelab/error.hpp,
+//             the standard library.
 //
 // nlohmann::json parses without recursion and validates UTF-8, but it accepts
 // two things a model file must not contain: a duplicated object key (it keeps
@@ -13,9 +14,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 #include <string>
 #include <string_view>
@@ -24,19 +24,30 @@
 #include <nlohmann/json.hpp>
 
 #include "moelab/error.hpp"
+#include "moelab/io/mapped_file.hpp"
 
 namespace moelab::io {
 
 // Model headers and configs nest 3-4 levels; 16 leaves room for any sane
 // config.json while bounding the work a hostile file can cause.
 inline constexpr int json_max_depth = 16;
+// Each JSON value costs a heap node of 16+ bytes however short its text, so
+// the number of values is capped too: a safetensors header lists ~8 per
+// tensor, a 150k-token tokenizer.json ~500k in all.
+inline constexpr std::uint64_t json_max_values = std::uint64_t{1} << 23;
 
 // Parses `text` as one JSON document. Throws moelab::Error "invalid JSON: ...",
-// "duplicate key 'K'" or "JSON nested more than N levels deep".
-inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth = json_max_depth) {
+// "duplicate key 'K'", "JSON nested more than N levels deep" or "JSON has
+// more than N values".
+inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth = json_max_depth,
+                                           std::uint64_t max_values = json_max_values) {
     using Event = nlohmann::json::parse_event_t;
     std::vector<std::set<std::string>> keys_of_open_objects;
+    std::uint64_t values = 0;
     const auto check = [&](int depth, Event event, nlohmann::json& parsed) -> bool {
+        if ((event == Event::value || event == Event::object_start || event == Event::array_start) &&
+            ++values > max_values)
+            throw Error("JSON has more than " + std::to_string(max_values) + " values (moelab's limit)");
         switch (event) {
             case Event::object_start:
             case Event::array_start:
@@ -62,14 +73,12 @@ inline nlohmann::json parse_untrusted_json(std::string_view text, int max_depth 
     }
 }
 
-// Reads and parses a JSON file (config.json, tokenizer.json, ...); errors name the file.
+// Reads and parses a JSON file (config.json, tokenizer.json, an index); errors
+// name the file. The file is mapped, not copied; the value cap bounds memory.
 inline nlohmann::json read_json_file(const std::filesystem::path& path, int max_depth = json_max_depth) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path.string(), "cannot open the file");
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) throw Error(path.string(), "read failed");
+    const MappedFile file(path);
     try {
-        return parse_untrusted_json(text, max_depth);
+        return parse_untrusted_json({reinterpret_cast<const char*>(file.data()), file.size()}, max_depth);
     } catch (const Error& e) {
         throw Error(path.string(), e.what());
     }
