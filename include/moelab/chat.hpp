@@ -51,17 +51,14 @@ struct ChatTemplate {
             return out + "<|im_start|>assistant\n";
         }
         out = "<|begin_of_text|>";
-        bool system_seen = false;
+        // Llama 3.1 templates emit the dated system turn even without a system message.
+        const bool has_system = !messages.empty() && messages.front().role == "system";
+        if (llama31_date_preamble && !has_system) out += header("system") + kDatePreamble + "<|eot_id|>";
         for (const auto& m : messages) {
             std::string content = trim(m.content);
-            if (m.role == "system" && llama31_date_preamble) {
-                content = kDatePreamble + content;
-                system_seen = true;
-            }
+            if (m.role == "system" && llama31_date_preamble) content = kDatePreamble + content;
             out += header(m.role) + content + "<|eot_id|>";
         }
-        // Llama 3.1 templates emit the dated system turn even without a system message.
-        if (llama31_date_preamble && !system_seen) out.insert(17, header("system") + kDatePreamble + "<|eot_id|>");
         return out + header("assistant");
     }
 
