@@ -93,7 +93,11 @@ namespace detail {
 inline constexpr std::uint64_t safetensors_max_header_bytes = 100'000'000;  // the format's own limit
 
 inline std::string offsets_string(std::uint64_t begin, std::uint64_t end) {
-    return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+    // Appended piece by piece: "[" + std::to_string(...) trips GCC 12's
+    // false -Wrestrict warning (GCC bug 105651).
+    std::string s = "[";
+    s.append(std::to_string(begin)).append(", ").append(std::to_string(end)).append(")");
+    return s;
 }
 
 // A non-negative JSON integer, or an Error naming `what`.
