@@ -17,6 +17,10 @@
 
 namespace moelab {
 
+// No real model has more layers; the bound keeps a hostile count from sizing
+// per-layer arrays before the tensors are checked.
+inline constexpr std::int64_t kMaxLayers = 65536;
+
 namespace detail {
 
 inline Arch arch_from_gguf_name(const std::string& name, const std::string& file) {
@@ -58,7 +62,7 @@ inline ModelConfig config_from_gguf(const io::GGUFFile& gguf) {
     };
 
     c.n_embd = size_of("embedding_length");
-    c.n_layer = size_of("block_count");
+    c.n_layer = detail::checked_size(gguf.get_int(key("block_count")), file, key("block_count"), kMaxLayers);
     c.n_head = size_of("attention.head_count");
     c.n_head_kv = size_or("attention.head_count_kv", c.n_head);
     if (c.n_head == 0 || c.n_embd == 0 || c.n_layer == 0)

@@ -130,6 +130,7 @@ inline ModelConfig config_from_hf(const nlohmann::json& root, const std::string&
     c.arch = detail::arch_from_hf_model_type(model_type, file);
     c.n_embd = cfg.size("hidden_size");
     c.n_layer = cfg.size("num_hidden_layers");
+    if (c.n_layer > 65536) throw Error(file, "num_hidden_layers " + std::to_string(c.n_layer) + " is out of range [1, 65536]");
     c.n_head = cfg.size("num_attention_heads");
     if (c.n_head == 0 || c.n_embd == 0 || c.n_layer == 0)
         throw Error(file, "hidden_size, num_hidden_layers and num_attention_heads must be positive");

@@ -181,8 +181,12 @@ inline Model Model::load(const std::filesystem::path& path) {
 
     // Vocabulary size is whatever the embedding table holds.
     const io::TensorEntry& embd = map.require("token_embd.weight");
-    if (embd.shape.size() != 2 || embd.shape[1] != c.n_embd)
-        throw Error(file, "tensor '" + embd.name + "': expected (n_vocab, " + std::to_string(c.n_embd) + ")");
+    if (embd.shape.size() != 2 || embd.shape[1] != c.n_embd) {
+        std::string shape;
+        for (auto d : embd.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+        throw Error(file, "tensor '" + embd.name + "': shape [" + shape + "], expected (n_vocab, " +
+                              std::to_string(c.n_embd) + ")");
+    }
     if (hf && c.n_vocab != embd.shape[0])
         throw Error(file, "config vocab_size " + std::to_string(c.n_vocab) + " but the embedding has " +
                               std::to_string(embd.shape[0]) + " rows");
@@ -211,6 +215,9 @@ inline Model Model::load(const std::filesystem::path& path) {
     }
 
     const std::size_t D = c.n_embd;
+    if (c.n_layer > map.rows().size())  // every layer has at least one tensor
+        throw Error(file, std::to_string(c.n_layer) + " layers, but the file holds only " +
+                              std::to_string(map.rows().size()) + " tensors");
     w.layers.resize(c.n_layer);
     for (std::size_t il = 0; il < c.n_layer; ++il) {
         LayerWeights& L = w.layers[il];

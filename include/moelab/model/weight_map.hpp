@@ -134,6 +134,26 @@ inline std::optional<TensorKey> internal_key_from_hf(std::string_view name) {
     return std::nullopt;
 }
 
+// The usual HF name of an internal key, for error messages ("" if none).
+inline std::string hf_name_of(const TensorKey& key) {
+    if (key.name == "output.weight") return "lm_head.weight";
+    for (const auto& [hf, internal] : detail::kHfGlobalNames)
+        if (key.name == internal) return "model." + std::string(hf);
+    if (!key.name.starts_with("blk.")) return "";
+    const auto layer = detail::split_index(std::string_view(key.name).substr(4));
+    if (!layer) return "";
+    const std::string prefix = "model.layers." + std::to_string(layer->first) + ".";
+    if (key.expert >= 0) {
+        for (const auto& e : detail::kHfExpertNames)
+            if (layer->second == e.internal)
+                return prefix + std::string(e.prefix) + std::to_string(key.expert) + std::string(e.suffix);
+        return "";
+    }
+    for (const auto& [hf, internal] : detail::kHfLayerNames)
+        if (layer->second == internal) return prefix + std::string(hf);
+    return "";
+}
+
 // Internal key of a GGUF tensor name: GGUF names are the internal names, but
 // for a few per-architecture aliases.
 inline TensorKey internal_key_from_gguf(std::string_view name) {
@@ -152,7 +172,7 @@ public:
     };
 
     WeightMap(const std::vector<io::TensorEntry>& entries, SourceFormat format, std::string file)
-        : file_(std::move(file)) {
+        : file_(std::move(file)), format_(format) {
         rows_.reserve(entries.size());
         for (const auto& e : entries) {
             std::optional<TensorKey> key = format == SourceFormat::gguf ? std::optional(internal_key_from_gguf(e.name))
@@ -174,7 +194,10 @@ public:
 
     const io::TensorEntry& require(std::string_view name, int expert = -1) const {
         if (const auto* e = find(name, expert)) return *e;
-        throw Error(file_, "missing tensor '" + key_id({std::string(name), expert}) + "'");
+        const TensorKey key{std::string(name), expert};
+        const std::string hf = format_ == SourceFormat::huggingface ? hf_name_of(key) : "";
+        throw Error(file_, "missing tensor '" + (hf.empty() ? key_id(key) : hf + "' ('" + key_id(key)) +
+                               (hf.empty() ? "'" : "')"));
     }
 
     const std::vector<Row>& rows() const { return rows_; }
@@ -186,6 +209,7 @@ public:
 
 private:
     std::string file_;
+    SourceFormat format_;
     std::vector<Row> rows_;
     std::unordered_map<std::string, const io::TensorEntry*> index_;
 };

@@ -3,8 +3,9 @@
 // through which the model reads weights.
 //
 // Depends on: moelab/tensor.hpp, moelab/thread_pool.hpp, moelab/error.hpp,
-//             moelab/kernels/backend.hpp; the backend header of the tag you
-//             instantiate with (kernels/scalar.hpp, highway.hpp, xsimd.hpp).
+//             moelab/kernels/scalar.hpp (the reference backend is always there);
+//             for a SIMD backend, include its header too (kernels/highway.hpp,
+//             kernels/xsimd.hpp) anywhere in the translation unit.
 //
 // Two jobs the kernels do not do: pick the typed kernel for the weight's
 // stored dtype (a switch, once per matrix, never per element), and split the
@@ -19,6 +20,7 @@
 
 #include "moelab/error.hpp"
 #include "moelab/kernels/backend.hpp"
+#include "moelab/kernels/scalar.hpp"
 #include "moelab/tensor.hpp"
 #include "moelab/thread_pool.hpp"
 
