@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The moelab CLI's contracts, checked from the outside.
+
+  - `moelab logits` writes float32 LE [n_tokens][n_vocab] matching the fixtures'
+    refs; `--gen N` prints the greedy ids and writes each step's logits;
+  - `tokenize --jsonl` reproduces the reference ids; `inspect --json` parses;
+  - every failure (missing, truncated or corrupted file, bad option, invalid
+    UTF-8) prints exactly ONE line on stderr and exits non-zero, never by signal.
+
+usage: test_cli.py MOELAB_BINARY FIXTURES_DIR   (exit 77 = fixtures absent: skipped)
+"""
+import array, json, os, subprocess, sys, tempfile
+
+binary, fixtures = sys.argv[1], sys.argv[2]
+if not os.path.exists(os.path.join(fixtures, "manifest.json")):
+    print(f"SKIPPED: fixtures not found at {fixtures}")
+    sys.exit(77)
+manifest = json.load(open(os.path.join(fixtures, "manifest.json")))
+models = {m["name"]: m for m in manifest["models"]}
+passed = failed = 0
+
+
+def check(name, condition, detail=""):
+    global passed, failed
+    if condition:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAILED: {name} {detail}")
+
+
+def moelab(*args, stdin=None):
+    return subprocess.run([binary, *args], capture_output=True, text=True, input=stdin)
+
+
+def read_f32(path):
+    a = array.array("f")
+    with open(path, "rb") as f:
+        a.frombytes(f.read())
+    return a
+
+
+tmp = tempfile.mkdtemp(prefix="moelab-cli-")
+out, gen_out, routing = (os.path.join(tmp, n) for n in ("out.f32", "gen.f32", "routing.json"))
+
+# logits: every position, both formats, and the greedy decode
+for name in ("llama-dense", "qwen2-moe", "qwen35-moe"):
+    m = models[name]
+    case = m["cases"][0]
+    for fmt in ("gguf", "hf"):
+        r = moelab("logits", "--model", os.path.join(fixtures, m[fmt]), "--tokens", ",".join(map(str, case["tokens"])),
+                   "--out", out, "--gen", str(len(case["greedy"])), "--gen-out", gen_out, "--routing", routing)
+        check(f"logits {name} {fmt} exit", r.returncode == 0, r.stderr)
+        if r.returncode:
+            continue
+        got, ref = read_f32(out), read_f32(os.path.join(fixtures, case["logits"]))
+        check(f"logits {name} {fmt} size", len(got) == len(ref) == len(case["tokens"]) * m["n_vocab"])
+        worst = max(abs(a - b) for a, b in zip(got, ref))
+        check(f"logits {name} {fmt} values", worst <= m["tolerance"]["max_abs_logit"], f"max diff {worst}")
+        check(f"logits {name} {fmt} greedy", json.loads(r.stdout) == case["greedy"], r.stdout)
+        gen, gen_ref = read_f32(gen_out), read_f32(os.path.join(fixtures, case["gen_logits"]))
+        worst = max(abs(a - b) for a, b in zip(gen, gen_ref))
+        check(f"gen {name} {fmt}", len(gen) == len(gen_ref) and worst <= m["tolerance"]["max_abs_logit"], f"{worst}")
+        trace = json.load(open(routing))
+        # One entry per (layer, position) for MoE models; dense models route nothing.
+        n_entries = (len(case["tokens"]) + len(case["greedy"])) * trace["n_layer"] if trace["n_expert"] else 0
+        check(f"routing {name} {fmt}", len(trace["routing"]) == n_entries and
+              all(len(e["experts"]) == trace["n_expert_used"] for e in trace["routing"]))
+
+# tokenize --jsonl against the public reference ids
+fullvocab = models["qwen3-dense-fullvocab"]
+r = moelab("tokenize", "--model", os.path.join(fixtures, fullvocab["gguf"]),
+           "--jsonl", os.path.join(fixtures, "tokenizer/qwen3_public.jsonl"))
+check("tokenize --jsonl exit", r.returncode == 0, r.stderr)
+reference = [json.loads(l) for l in open(os.path.join(fixtures, "tokenizer/qwen3_public.jsonl"), encoding="utf-8")]
+lines = [json.loads(l) for l in r.stdout.splitlines()]
+check("tokenize --jsonl ids", len(lines) == len(reference) and all(a["ids"] == b["ids"] for a, b in zip(lines, reference)))
+
+# inspect --json and run
+r = moelab("inspect", "--json", os.path.join(fixtures, models["qwen3-moe"]["hf"]))
+check("inspect --json", r.returncode == 0 and json.loads(r.stdout)["cost"]["active_params"] <
+      json.loads(r.stdout)["cost"]["total_params"], r.stderr)
+r = moelab("run", "--model", os.path.join(fixtures, fullvocab["hf"]), "--prompt", "Hello", "--chat", "-n", "5")
+check("run --chat", r.returncode == 0 and "decode:" in r.stderr, r.stderr)
+
+# failures: one line on stderr, non-zero exit, the culprit named
+gguf = os.path.join(fixtures, models["qwen3-moe"]["gguf"])
+data = open(gguf, "rb").read()
+def write(name, payload):
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(payload)
+    return path
+bad_utf8 = write("bad_utf8.txt", b"abc\xff\xfe")
+os.makedirs(os.path.join(tmp, "empty_folder"), exist_ok=True)
+failures = [
+    (["inspect", os.path.join(tmp, "missing.gguf")], "missing.gguf"),
+    (["inspect", write("truncated.gguf", data[:1000])], "truncated.gguf"),
+    (["inspect", write("magic.gguf", b"GGUX" + data[4:])], "magic.gguf"),
+    (["inspect", write("version.gguf", data[:4] + (99).to_bytes(4, "little") + data[8:])], "version.gguf"),
+    (["inspect", os.path.join(tmp, "empty_folder")], "empty_folder"),
+    (["logits", "--model", gguf, "--tokens", "1,2,99999", "--out", out], "99999"),
+    (["logits", "--model", gguf, "--tokens", "1,x", "--out", out], "--tokens"),
+    (["logits", "--model", gguf, "--tokens", "1", "--out", out, "--backend", "fpga"], "fpga"),
+    (["logits", "--model", gguf, "--tokens", "1", "--out", os.path.join(tmp, "no/such/dir/out.f32")], "out.f32"),
+    (["tokenize", "--model", gguf, "--file", bad_utf8], "invalid UTF-8"),
+    (["run", "--model", gguf, "--prompt", "x", "--chat"], "chat template"),
+    (["run", "--model", gguf, "--prompt", "x", "--bogus", "1"], "--bogus"),
+    (["frobnicate"], "frobnicate"),
+]
+for args, culprit in failures:
+    r = moelab(*args)
+    lines = r.stderr.strip().splitlines()
+    check(f"error {' '.join(args[:2])}", r.returncode > 0 and len(lines) == 1 and culprit in lines[0],
+          f"rc={r.returncode} stderr={r.stderr!r}")
+
+# truncations at many offsets: always one clean line, never a crash
+for cut in range(0, len(data), max(1, len(data) // 97)):
+    r = moelab("inspect", write("cut.gguf", data[:cut]))
+    check(f"truncated at {cut}", r.returncode > 0 and len(r.stderr.strip().splitlines()) == 1,
+          f"rc={r.returncode} stderr={r.stderr!r}")
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
