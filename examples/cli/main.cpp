@@ -18,6 +18,8 @@ const char* kUsage =
     "usage: moelab <command> [options]\n"
     "\n"
     "commands:\n"
+    "  bench [--d-model D] [--d-ff F] [--experts E] [--k K] [--batch 1,8,64,512] [--dtype bf16] [--json FILE]\n"
+    "                                    dense vs MoE FFN on synthetic weights, against measured ceilings\n"
     "  inspect MODEL [--json]            architecture, hyperparameters, tensors, dense-vs-MoE cost\n"
     "  logits --model M --tokens 1,2,3 --out FILE [--gen N --gen-out FILE2] [--routing FILE.json]\n"
     "                                    float32 logits of every position (and greedy decode steps)\n"
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
         if (command == "logits") return cmd_logits(argc - 2, argv + 2);
         if (command == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
         if (command == "run") return cmd_run(argc - 2, argv + 2);
+        if (command == "bench") return cmd_bench(argc - 2, argv + 2);
         if (command == "--version") {
             std::puts("moelab " MOELAB_VERSION_STRING);
             return 0;

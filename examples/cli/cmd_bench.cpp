@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT
+// moelab bench — the main job: a dense FFN and an MoE FFN side by side, built
+// to equal ACTIVE parameters (expert width = d_ff / k) and, separately, to
+// equal TOTAL parameters (expert width = d_ff / n_experts), at several batch
+// sizes, on synthetic weights (fixed seed, nothing to download). Every speed is
+// also shown as a fraction of the machine's read bandwidth and peak FLOP/s,
+// measured in the same run. A second table times one decode step of a Gated
+// DeltaNet layer against a full attention layer at growing context lengths.
+//
+//   moelab bench [--d-model 2048] [--d-ff 6144] [--experts 64] [--k 8]
+//                [--batch 1,8,64,512] [--dtype bf16|f16|f32] [--context 512,2048,8192]
+//                [--min-time 0.25] [--backend B] [-t N] [--json FILE] [--skip-mixers]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli.hpp"
+#include "moelab/layers/attention.hpp"
+#include "moelab/layers/deltanet.hpp"
+#include "moelab/layers/ffn_dense.hpp"
+#include "moelab/layers/ffn_moe.hpp"
+#include "moelab/roofline.hpp"
+#include "moelab/synthetic.hpp"
+
+namespace moelab::cli {
+
+namespace {
+
+std::vector<std::size_t> parse_list(const std::string& text, const std::string& what) {
+    std::vector<std::size_t> out;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', start), text.size());
+        const long long v = Args::parse_integer(text.substr(start, comma - start), what);
+        if (v <= 0 || v > (1 << 20)) throw UsageError(what + ": values must be in [1, 2^20]");
+        out.push_back(static_cast<std::size_t>(v));
+        start = comma + 1;
+    }
+    return out;
+}
+
+DType parse_dtype(const std::string& s) {
+    if (s == "f32") return DType::f32;
+    if (s == "f16") return DType::f16;
+    if (s == "bf16") return DType::bf16;
+    throw UsageError("--dtype must be f32, f16 or bf16 (got '" + s + "')");
+}
+
+// Median seconds of f(), repeated until `min_time` has passed (3 to 100 runs), after one warm-up.
+template <class F>
+double median_seconds(double min_time, F&& f) {
+    using Clock = std::chrono::steady_clock;
+    f();
+    std::vector<double> times;
+    const auto start = Clock::now();
+    while (times.size() < 3 || (std::chrono::duration<double>(Clock::now() - start).count() < min_time && times.size() < 100)) {
+        const auto t0 = Clock::now();
+        f();
+        times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+}
+
+std::vector<float> random_activations(std::size_t n, std::uint64_t seed) {
+    SyntheticRng rng(seed);
+    std::vector<float> x(n);
+    for (auto& v : x) v = static_cast<float>(rng.normal());
+    return x;
+}
+
+struct Ceilings {
+    double bw = 0, bw_1 = 0, peak = 0, peak_1 = 0;  // GB/s, GFLOP/s
+};
+
+struct FFNRow {
+    std::string comparison, layer;
+    std::size_t batch = 0;
+    double seconds = 0, flops = 0, bytes = 0, experts_touched = 0, experts_expected = 0;
+};
+
+nlohmann::json row_json(const FFNRow& r, const Ceilings& c) {
+    const double tok_s = static_cast<double>(r.batch) / r.seconds;
+    const double predicted = std::min(c.bw * 1e9 / (r.bytes / r.batch), c.peak * 1e9 / (r.flops / r.batch));
+    return {{"comparison", r.comparison}, {"layer", r.layer}, {"batch", r.batch}, {"seconds", r.seconds},
+            {"tokens_per_s", tok_s}, {"gflops", r.flops / r.seconds / 1e9}, {"frac_peak", r.flops / r.seconds / 1e9 / c.peak},
+            {"gb_per_token", r.bytes / r.batch / 1e9}, {"gb_per_s", r.bytes / r.seconds / 1e9},
+            {"frac_bw", r.bytes / r.seconds / 1e9 / c.bw}, {"flops_per_token", r.flops / r.batch},
+            {"bytes_per_token", r.bytes / r.batch}, {"experts_touched", r.experts_touched},
+            {"experts_expected", r.experts_expected}, {"predicted_tokens_per_s", predicted}};
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+    const Args args(argc, argv, {"skip-mixers"});
+    args.allow_only({"d-model", "d-ff", "experts", "k", "batch", "dtype", "context", "min-time", "backend", "t",
+                     "threads", "json", "skip-mixers", "seed"});
+    if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    const auto D = static_cast<std::size_t>(args.integer("d-model", 2048));
+    const auto F = static_cast<std::size_t>(args.integer("d-ff", 6144));
+    const auto E = static_cast<std::size_t>(args.integer("experts", 64));
+    const auto k = static_cast<std::size_t>(args.integer("k", 8));
+    const auto batches = parse_list(args.get("batch", "1,8,64,512"), "--batch");
+    const auto contexts = parse_list(args.get("context", "512,2048,8192"), "--context");
+    const DType dtype = parse_dtype(args.get("dtype", "bf16"));
+    const double min_time = args.number("min-time", 0.25);
+    const long long threads = args.integer("t", args.integer("threads", 0));
+    if (D == 0 || F == 0 || E == 0 || k == 0 || k > E) throw UsageError("need d-model, d-ff, experts > 0 and 1 <= k <= experts");
+    if (F % k != 0 || F % E != 0) throw UsageError("--d-ff must be divisible by --k and by --experts");
+    if (D > 65536 || F > 1 << 20 || E > 4096) throw UsageError("sizes out of range");
+    if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
+    const std::uint64_t seed = static_cast<std::uint64_t>(args.integer("seed", 1));
+
+    ThreadPool pool(static_cast<std::size_t>(threads));
+    nlohmann::json report;
+    with_backend(args.get("backend", default_backend()), [&](auto backend) {
+        using Backend = decltype(backend);
+        const Context<Backend> ctx{backend, pool};
+
+        // 1. The machine's ceilings, now, on this backend.
+        Ceilings ceil;
+        {
+            ThreadPool one(1);
+            ceil.bw = measure_read_bandwidth(backend, pool).median;
+            ceil.bw_1 = measure_read_bandwidth(backend, one).median;
+            ceil.peak = measure_peak_flops(backend, pool).median;
+            ceil.peak_1 = measure_peak_flops(backend, one).median;
+        }
+        std::printf("moelab bench: backend %s — %s, %zu threads, weights %s\n", Backend::name, instruction_set(backend),
+                    pool.size(), std::string(dtype_name(dtype)).c_str());
+        std::printf("machine (measured now): read bandwidth %.1f GB/s (1 thread %.1f), peak %.0f GFLOP/s (1 thread %.0f)\n",
+                    ceil.bw, ceil.bw_1, ceil.peak, ceil.peak_1);
+
+        // 2. Dense vs MoE FFN.
+        SyntheticRng rng(seed);
+        const SyntheticDenseFFN dense(D, F, dtype, rng);
+        const std::size_t max_batch = *std::max_element(batches.begin(), batches.end());
+        const auto x = random_activations(max_batch * D, seed + 1);
+        std::vector<float> y(max_batch * D);
+        std::vector<FFNRow> rows;
+        DenseFFNScratch dense_scratch;
+        MoEScratch moe_scratch;
+
+        struct Comparison {
+            std::string name;
+            std::size_t width;
+        };
+        for (const Comparison& cmp : {Comparison{"equal active", F / k}, Comparison{"equal total", F / E}}) {
+            const SyntheticMoEFFN moe(D, E, k, cmp.width, dtype, rng);
+            const MoEFFNWeights moe_w = moe.weights();
+            std::printf("\n%s parameters: dense d_ff %zu (%.1f M params) vs MoE %zu experts x %zu, top-%zu "
+                        "(%.1f M stored, %.1f M active per token)\n",
+                        cmp.name.c_str(), F, 3.0 * D * F / 1e6, E, cmp.width, k,
+                        (3.0 * D * cmp.width * E + D * E) / 1e6, (3.0 * D * cmp.width * k + D * E) / 1e6);
+            std::printf("  %-5s %6s %11s %9s %6s %9s %8s %6s %11s %12s\n", "layer", "batch", "tokens/s", "GFLOP/s",
+                        "%peak", "GB/token", "GB/s", "%bw", "experts", "predicted/s");
+            for (std::size_t B : batches) {
+                FFNRow d{cmp.name, "dense", B};
+                d.seconds = median_seconds(min_time, [&] { ffn_dense(ctx, dense.weights(), x.data(), B, y.data(), dense_scratch); });
+                d.flops = 6.0 * D * F * B;
+                d.bytes = static_cast<double>(dense.bytes());
+
+                FFNRow m{cmp.name, "moe", B};
+                m.seconds = median_seconds(min_time, [&] { ffn_moe(ctx, moe_w, moe.config, x.data(), B, y.data(), moe_scratch); });
+                std::size_t touched = 0;
+                for (std::size_t e = 0; e < E; ++e) touched += moe_scratch.slot_begin[e + 1] > moe_scratch.slot_begin[e];
+                m.experts_touched = static_cast<double>(touched);
+                m.experts_expected = static_cast<double>(E) * (1.0 - std::pow(1.0 - static_cast<double>(k) / E, static_cast<double>(B)));
+                m.flops = (6.0 * D * cmp.width * k + 2.0 * D * E) * B;
+                m.bytes = static_cast<double>(touched * moe.expert_bytes() + moe_w.router.bytes());
+                for (const FFNRow* r : {&d, &m}) {
+                    const nlohmann::json j = row_json(*r, ceil);
+                    std::printf("  %-5s %6zu %11.1f %9.1f %5.1f%% %9.4f %8.1f %5.1f%% %11s %12.1f\n", r->layer.c_str(), B,
+                                j["tokens_per_s"].get<double>(), j["gflops"].get<double>(), 100 * j["frac_peak"].get<double>(),
+                                j["gb_per_token"].get<double>(), j["gb_per_s"].get<double>(), 100 * j["frac_bw"].get<double>(),
+                                r->layer == "moe" ? (std::to_string(touched) + " (" + std::to_string(static_cast<int>(std::lround(r->experts_expected))) + ")").c_str() : "-",
+                                j["predicted_tokens_per_s"].get<double>());
+                    report["ffn"].push_back(j);
+                }
+            }
+        }
+        std::printf("  (experts: touched in the batch, and (expected) E(1 - (1 - k/E)^B) under uniform routing;\n"
+                    "   predicted/s: min(bandwidth / bytes per token, peak / FLOPs per token))\n");
+
+        // 3. One decode step of a mixer at growing context: full attention reads
+        //    its whole KV cache, Gated DeltaNet a fixed state (docs/qwen35.md).
+        if (!args.has("skip-mixers")) {
+            ModelConfig c;
+            c.arch = Arch::qwen35;
+            c.n_embd = D;
+            c.n_head = D / 128;
+            c.n_head_kv = std::max<std::size_t>(1, c.n_head / 8);
+            c.head_dim = 128;
+            c.rope = {10000000.0f, 32, RopeStyle::neox, {}};
+            c.attn_output_gate = true;
+            c.attn_qk_norm = true;
+            c.deltanet = {4, c.n_head / 2, c.n_head, 128, 128, false};
+            const DeltaNetConfig& dn = c.deltanet;
+            const std::size_t qk = dn.n_key_heads * dn.key_head_dim, vd = dn.n_value_heads * dn.value_head_dim;
+            const std::size_t channels = 2 * qk + vd;
+            const std::size_t max_ctx = *std::max_element(contexts.begin(), contexts.end()) + 1;
+            std::vector<float> ones(std::max({D, c.head_dim, dn.value_head_dim}), 1.0f), zeros(dn.n_value_heads, 0.0f),
+                decay(dn.n_value_heads, -0.5f);
+            const SyntheticMatrix wq(2 * c.q_dim(), D, dtype, rng), wk(c.kv_dim(), D, dtype, rng), wv(c.kv_dim(), D, dtype, rng),
+                wo(D, c.q_dim(), dtype, rng), in_qkv(channels, D, dtype, rng), in_z(vd, D, dtype, rng),
+                in_beta(dn.n_value_heads, D, dtype, rng), in_alpha(dn.n_value_heads, D, dtype, rng), out(D, vd, dtype, rng);
+            AttentionWeights aw{wq.view(), wk.view(), wv.view(), wo.view(), {}, {}, {}, {ones.data(), c.head_dim}, {ones.data(), c.head_dim}};
+            DeltaNetWeights nw{in_qkv.view(), in_z.view(), in_beta.view(), in_alpha.view(),
+                               std::vector<float>(channels * dn.conv_kernel, 0.25f), {zeros.data(), dn.n_value_heads},
+                               {decay.data(), dn.n_value_heads}, {ones.data(), dn.value_head_dim}, out.view()};
+            c.n_layer = 2;
+            c.layer_kinds = {LayerKind::attention, LayerKind::gated_deltanet};
+            Cache cache(c, max_ctx);
+            const auto kv = random_activations(max_ctx * c.kv_dim(), seed + 2);
+            std::copy(kv.begin(), kv.end(), cache.layer(0).k.begin());
+            std::copy(kv.begin(), kv.end(), cache.layer(0).v.begin());
+            AttentionScratch as;
+            DeltaNetScratch ds;
+            RopeTable angles;
+            std::printf("\nmixers, one decode step (d_model %zu): full attention (%zu q / %zu kv heads x %zu) vs Gated DeltaNet "
+                        "(%zu k / %zu v heads x %zu)\n", D, c.n_head, c.n_head_kv, c.head_dim, dn.n_key_heads, dn.n_value_heads,
+                        dn.key_head_dim);
+            std::printf("  %8s %16s %14s %16s %14s %8s\n", "context", "attention us", "KV read MB", "DeltaNet us", "state MB", "ratio");
+            const double state_mb = static_cast<double>(cache.layer(1).ssm.size() + cache.layer(1).conv.size()) * 4 / 1e6;
+            for (std::size_t L : contexts) {
+                angles.compute(c.rope, L, 1);
+                const double t_attn = median_seconds(min_time, [&] { attention(ctx, aw, c, cache.layer(0), angles, x.data(), 1, L, y.data(), as); });
+                const double t_dn = median_seconds(min_time, [&] { gated_deltanet(ctx, nw, c, cache.layer(1), x.data(), 1, y.data(), ds); });
+                const double kv_mb = 2.0 * static_cast<double>((L + 1) * c.kv_dim()) * 4 / 1e6;
+                std::printf("  %8zu %16.1f %14.2f %16.1f %14.2f %8.2f\n", L, t_attn * 1e6, kv_mb, t_dn * 1e6, state_mb, t_attn / t_dn);
+                report["mixers"].push_back({{"context", L}, {"attention_seconds", t_attn}, {"deltanet_seconds", t_dn},
+                                            {"kv_cache_mb", kv_mb}, {"deltanet_state_mb", state_mb}});
+            }
+        }
+
+        report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", pool.size()},
+                             {"read_gb_per_s", ceil.bw}, {"read_gb_per_s_1thread", ceil.bw_1},
+                             {"peak_gflops", ceil.peak}, {"peak_gflops_1thread", ceil.peak_1}};
+        report["config"] = {{"d_model", D}, {"d_ff", F}, {"experts", E}, {"k", k}, {"dtype", std::string(dtype_name(dtype))},
+                            {"batches", batches}, {"contexts", contexts}, {"seed", seed}};
+    });
+    if (args.has("json")) {
+        std::ofstream f(args.get("json"));
+        if (!f) throw Error(args.get("json"), "cannot open for writing");
+        f << report.dump(2) << "\n";
+        std::printf("\nresults written to %s\n", args.get("json").c_str());
+    }
+    return 0;
+}
+
+}  // namespace moelab::cli
