@@ -6,7 +6,7 @@
 // A *backend* is an empty tag type. Every numeric primitive is an overload set
 // whose first parameter is the tag, e.g.
 //
-//     moelab::kernels::matvec(moelab::backend::xsimd{}, w, rows, cols, x, y);
+//     matvec(moelab::backend::xsimd{}, w, rows, cols, x, y);   // found by ADL
 //
 // Model code is a template on the tag (`template <class Backend>`) and never
 // names one; choosing a backend is a template argument, resolved at compile
@@ -25,9 +25,12 @@
 //     void  matmul(B, const T* w, size_t rows, size_t cols,
 //                  const float* x, size_t n_tokens, float* y, size_t y_stride)
 //           y[t * y_stride + r] = dot(w[r, :], x[t, :])  for t < n_tokens, r < rows
-//     Determinism rule: y[r] must depend only on row r and x, never on which
-//     other rows share the call. Threads split rows, so this is what makes
-//     results bitwise identical for any thread count.
+//     Determinism rule: y[t, r] must depend only on weight row r and token
+//     t's activations x[t, :], never on which other rows or tokens share the
+//     call, nor on whether matvec or matmul computed it (accumulate every
+//     (t, r) dot product in the same order in every code path). Threads split
+//     rows and MoE experts receive arbitrary subsets of a batch, so this is
+//     what makes results bitwise identical for any thread count and batch.
 //
 //   Elementwise and reductions on f32:
 //     float dot    (B, const float* a, const float* b, size_t n)   (the T = float case)
@@ -42,6 +45,8 @@
 //     void  axpy   (B, float a, const float* x, float* y, size_t n) y += a * x
 //     void  topk   (B, const float* x, size_t n, size_t k, uint32_t* idx)
 //     const char* instruction_set(B)    what the backend compiled to, e.g. "AVX3_DL (16 x f32)"
+//     Aliasing: `out` may be the very same pointer as an input (x, a, gate, up)
+//     in the elementwise kernels and the norms; layers update buffers in place.
 #pragma once
 
 #include <cstddef>
@@ -55,7 +60,18 @@ enum class RopeStyle : std::uint8_t {
     neox,         // pairs (x[i], x[i + rot_dims/2]) — "rotate_half": HF, Qwen, GPT-NeoX
 };
 
-namespace backend {
+namespace kernels {
+
+// The tags live in namespace moelab::kernels (through the inline namespace
+// `backend`), so argument-dependent lookup on a tag finds the kernels
+// declared next to it: model code calls kernels *unqualified*,
+//     rmsnorm(ctx.backend, x, w, eps, n, out);
+// and the compiler picks the backend's overload at instantiation, whatever
+// order the headers were included in. (A qualified kernels::rmsnorm inside a
+// template would only see the overloads declared before that template.) The
+// same rule lets a user define a backend in their own namespace: a tag plus
+// overloads beside it.
+inline namespace backend {
 
 // The readable reference: plain loops, f32 accumulation, std::exp.
 struct scalar {
@@ -75,4 +91,9 @@ struct xsimd {
 };
 
 }  // namespace backend
+}  // namespace kernels
+
+// The tags' public spelling: moelab::backend::scalar, ::highway, ::xsimd.
+namespace backend = kernels::backend;
+
 }  // namespace moelab
