@@ -43,6 +43,10 @@
 //     void  add    (B, const float* a, const float* b, float* out, size_t n)
 //     void  scale  (B, float* x, float s, size_t n)                 in place
 //     void  axpy   (B, float a, const float* x, float* y, size_t n) y += a * x
+//     double fma_peak_probe(B, size_t iterations)   a register-only loop of
+//           independent FMA chains (enough to cover FMA latency); returns the
+//           FLOP it performed (2 per lane per FMA) and keeps its result alive.
+//           The caller times it: that is peak FLOP/s (moelab/roofline.hpp).
 //     void  topk   (B, const float* x, size_t n, size_t k, uint32_t* idx)
 //     const char* instruction_set(B)    what the backend compiled to, e.g. "AVX3_DL (16 x f32)"
 //     Aliasing: `out` may be the very same pointer as an input (x, a, gate, up)

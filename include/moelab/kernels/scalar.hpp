@@ -139,6 +139,26 @@ inline void axpy(backend::scalar, float a, const float* x, float* y, std::size_t
 }
 
 // ---------------------------------------------------------------------------
+// Peak-FLOP probe (timed by moelab/roofline.hpp). kChains independent fused
+// multiply-add chains, so FMA latency never stalls the loop; m < 1 keeps the
+// values bounded. Returns the floating-point operations done, 2 per FMA. The
+// volatile store keeps the compiler from discarding the loop. (The compiler
+// may pack the chains into a vector register; the count stays right.)
+// ---------------------------------------------------------------------------
+inline double fma_peak_probe(backend::scalar, std::size_t iterations) {
+    constexpr std::size_t kChains = 8;
+    float acc[kChains];
+    for (std::size_t j = 0; j < kChains; ++j) acc[j] = static_cast<float>(j);
+    for (std::size_t it = 0; it < iterations; ++it)
+        for (std::size_t j = 0; j < kChains; ++j) acc[j] = std::fma(acc[j], 0.999f, 1e-3f);
+    float sum = 0.0f;
+    for (float v : acc) sum += v;
+    volatile float sink = sum;
+    (void)sink;
+    return 2.0 * kChains * static_cast<double>(iterations);
+}
+
+// ---------------------------------------------------------------------------
 // Top-k selection, the heart of an MoE router.
 // Writes to idx[0..k) the indices of the k largest values of x[0..n), largest
 // first. Tie-break: among equal values the LOWEST index wins (and comes first),

@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: MIT
+// moelab/kernels/highway.hpp — the Google Highway backend: every kernel of the
+// contract (kernels/backend.hpp) for the tag moelab::backend::highway.
+//
+// Depends on: moelab/kernels/backend.hpp, moelab/dtype.hpp, Highway 1.0.x
+//             (hwy/highway.h, hwy/contrib/math/math-inl.h), the standard library.
+//
+// Static dispatch: the code is compiled once, for the best target the compiler
+// flags allow (AVX3_DL = AVX-512 with VNNI/BF16 under -march=native on the
+// development machine; AVX2, NEON, ... elsewhere). No run-time CPU detection,
+// no library to link, nothing to initialise.
+//
+// How the products are organised (docs/kernels.md has the measurements):
+//   * One product loop, product_tile<kRows, kTokens>, computes a small tile of
+//     dot products: one vector accumulator per (row, token), the last partial
+//     vector zero-padded, lanes summed by SumOfLanes at the end. dot, matvec
+//     and matmul all run it, so every (row, token) dot product is accumulated
+//     in exactly the same order in every code path: the contract's
+//     determinism rule holds by construction.
+//   * matvec streams kMatvecRows rows at once, sharing each x load; the rows
+//     are the independent accumulator chains that hide FMA latency.
+//   * matmul widens a chunk of weight rows to f32 once (f16/bf16) and sweeps
+//     a register tile of kTileRows x kTileTokens accumulators over it.
+//   * Weight types enter in one place, load_weights()/widen_row(): a new
+//     storage type is one more overload there (quantized blocks will instead
+//     add their own fused dot/matvec overloads next to the plain ones).
+#pragma once
+
+// Highway 1.0.3 refuses to compile under -march=native ("best baseline should
+// be included in dynamic targets") unless told to generate only the static
+// target, which is all this header uses. The moelab::highway CMake target
+// defines this too; the define here makes the header usable on its own. (It
+// only takes effect if Highway was not included before this header.)
+#if !defined(HWY_COMPILE_ONLY_STATIC) && !defined(HWY_COMPILE_ONLY_EMU128) && \
+    !defined(HWY_COMPILE_ONLY_SCALAR)
+#define HWY_COMPILE_ONLY_STATIC 1
+#endif
+
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "moelab/dtype.hpp"
+#include "moelab/kernels/backend.hpp"
+
+// The Highway skeleton. HWY_BEFORE_NAMESPACE() switches the compiler to the
+// static target's instruction set (a `#pragma GCC target` region), and
+// HWY_NAMESPACE names a namespace per target (here e.g. N_AVX3_DL), so code
+// compiled for different targets never collides. `hn` is Highway's vector API
+// for that target. The public overloads further down call into it.
+HWY_BEFORE_NAMESPACE();
+namespace moelab::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;  // a full vector of f32 lanes
+using VF = hn::Vec<DF>;
+inline std::size_t f32_lanes() { return hn::Lanes(DF()); }
+
+// Blocking. x86 before AVX-512 has 16 vector registers, AVX-512/NEON/SVE 32;
+// a product tile needs kTileRows * kTileTokens accumulators plus its loads.
+// (Arrays of vectors, as used below, rule out SVE/RVV's sizeless vectors;
+// those targets would need the tile spelled out.)
+inline constexpr bool kHas32Registers = !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3);
+inline constexpr std::size_t kMatvecRows = 8;
+inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
+inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
+inline constexpr std::size_t kChunkRows = 64;  // weight rows kept in L2 while all tokens stream past
+
+// ---------------------------------------------------------------------------
+// Weights: one vector of Lanes(df) weights, widened exactly to f32.
+// ---------------------------------------------------------------------------
+HWY_INLINE VF load_weights(DF df, const float* HWY_RESTRICT w) { return hn::LoadU(df, w); }
+
+// f16 -> f32 is vcvtph2ps on x86 (exact, subnormals included).
+HWY_INLINE VF load_weights(DF df, const f16* HWY_RESTRICT w) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(w)));
+}
+
+// bf16 -> f32 is a zero-extension and a 16-bit shift (bf16 is the top half of an f32).
+HWY_INLINE VF load_weights(DF df, const bf16* HWY_RESTRICT w) {
+    const hn::Rebind<hwy::bfloat16_t, DF> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(w)));
+}
+
+// out[0..n) = w[0..n) widened to f32 (vector body, scalar tail).
+template <class T>
+HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RESTRICT out) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    std::size_t i = 0;
+    for (; i + N <= n; i += N) hn::StoreU(load_weights(df, w + i), df, out + i);
+    for (; i < n; ++i) out[i] = to_f32(w[i]);
+}
+
+// Calls f(std::integral_constant<size_t, c>) for the run-time count c in [1, kMax]:
+// turns a leftover tile size into a template argument.
+template <std::size_t kMax, class F>
+HWY_INLINE void with_count(std::size_t count, F&& f) {
+    [&]<std::size_t... Is>(std::index_sequence<Is...>) {
+        ((count == Is + 1 ? (f(std::integral_constant<std::size_t, Is + 1>{}), 0) : 0), ...);
+    }(std::make_index_sequence<kMax>{});
+}
+
+// ---------------------------------------------------------------------------
+// The one product loop: a tile of dot products
+//     y[t * y_stride + r] = sum_i w[r * w_stride + i] * x[t * x_stride + i]
+// for r < kRows weight rows, t < kTokens activation rows and i < cols. One
+// vector accumulator per (r, t); vectors are added in index order; the last
+// partial vector goes through zero-padded copies (0 * 0 adds nothing); the
+// lanes are summed by SumOfLanes at the end. The operations applied to one
+// (r, t) do not depend on kRows, kTokens or the weight type, so every caller
+// (dot, matvec, matmul, any tile shape) agrees bit for bit: the contract's
+// determinism rule holds by construction.
+// ---------------------------------------------------------------------------
+template <std::size_t kRows, std::size_t kTokens, class T>
+HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, const float* HWY_RESTRICT x,
+                             std::size_t x_stride, std::size_t cols, float* HWY_RESTRICT y, std::size_t y_stride) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    VF acc[kRows][kTokens];
+    for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
+
+    std::size_t i = 0;
+    for (; i + N <= cols; i += N) {
+        VF xv[kTokens];
+        for (std::size_t t = 0; t < kTokens; ++t) xv[t] = hn::LoadU(df, x + t * x_stride + i);
+        for (std::size_t r = 0; r < kRows; ++r) {
+            const VF wv = load_weights(df, w + r * w_stride + i);
+            for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
+        }
+    }
+    if (i < cols) {  // the last partial vector
+        HWY_ALIGN float wpad[hn::MaxLanes(df)] = {};
+        HWY_ALIGN float xpad[kTokens][hn::MaxLanes(df)] = {};
+        for (std::size_t t = 0; t < kTokens; ++t) std::copy(x + t * x_stride + i, x + t * x_stride + cols, xpad[t]);
+        for (std::size_t r = 0; r < kRows; ++r) {
+            for (std::size_t j = i; j < cols; ++j) wpad[j - i] = to_f32(w[r * w_stride + j]);
+            const VF wv = hn::Load(df, wpad);
+            for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::MulAdd(wv, hn::Load(df, xpad[t]), acc[r][t]);
+        }
+    }
+    for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+}
+
+template <class T>
+HWY_INLINE float dot(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, std::size_t n) {
+    float y;
+    product_tile<1, 1>(w, n, x, n, n, &y, 1);
+    return y;
+}
+
+// Memory-bound: kMatvecRows weight streams in flight, each x vector loaded
+// once for all of them; the rows are the independent FMA chains.
+template <class T>
+HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
+                       const float* HWY_RESTRICT x, float* HWY_RESTRICT y) {
+    std::size_t r = 0;
+    for (; r + kMatvecRows <= rows; r += kMatvecRows)
+        product_tile<kMatvecRows, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
+    for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
+}
+
+// Compute-bound. For each chunk of kChunkRows weight rows (f16/bf16: widened
+// to f32 once, into `panel`), sweep all tokens kTileTokens at a time; each
+// sweep runs register tiles of kTileRows x kTileTokens accumulators over the
+// whole row, kTileRows + kTileTokens loads per kTileRows * kTileTokens FMAs.
+// The chunk stays in L2 while the tokens stream past it. (Blocking the
+// columns as well measured slower here; docs/kernels.md.)
+template <class T>
+inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
+                   const float* HWY_RESTRICT x, std::size_t n_tokens, float* HWY_RESTRICT y,
+                   std::size_t y_stride) {
+    std::vector<float> panel;  // (kChunkRows, cols) widened weights; f16/bf16 only
+    for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
+        const std::size_t chunk = std::min(kChunkRows, rows - r0);
+        const float* wf;
+        if constexpr (std::is_same_v<T, float>) {
+            wf = w + r0 * cols;
+        } else {
+            panel.resize(chunk * cols);
+            for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * cols);
+            wf = panel.data();
+        }
+        for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+            with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
+                constexpr std::size_t kTokens = decltype(tokens)::value;
+                const float* xt = x + t0 * cols;
+                float* yt = y + t0 * y_stride + r0;
+                std::size_t r = 0;
+                for (; r + kTileRows <= chunk; r += kTileRows)
+                    product_tile<kTileRows, kTokens>(wf + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+                for (; r < chunk; ++r) product_tile<1, kTokens>(wf + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Elementwise kernels. Each walks whole vectors and sends the last partial
+// vector through zero-padded buffers, so every element sees the same vector
+// code (no scalar tail with different rounding). `out` may alias an input.
+// ---------------------------------------------------------------------------
+template <class F>
+HWY_INLINE void map1(const float* x, std::size_t n, float* out, F f) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    std::size_t i = 0;
+    for (; i + N <= n; i += N) hn::StoreU(f(hn::LoadU(df, x + i)), df, out + i);
+    if (i == n) return;
+    HWY_ALIGN float pad[hn::MaxLanes(df)] = {};
+    std::copy(x + i, x + n, pad);
+    hn::Store(f(hn::Load(df, pad)), df, pad);
+    std::copy(pad, pad + (n - i), out + i);
+}
+
+template <class F>
+HWY_INLINE void map2(const float* a, const float* b, std::size_t n, float* out, F f) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    std::size_t i = 0;
+    for (; i + N <= n; i += N) hn::StoreU(f(hn::LoadU(df, a + i), hn::LoadU(df, b + i)), df, out + i);
+    if (i == n) return;
+    HWY_ALIGN float pad_a[hn::MaxLanes(df)] = {};
+    HWY_ALIGN float pad_b[hn::MaxLanes(df)] = {};
+    std::copy(a + i, a + n, pad_a);
+    std::copy(b + i, b + n, pad_b);
+    hn::Store(f(hn::Load(df, pad_a), hn::Load(df, pad_b)), df, pad_a);
+    std::copy(pad_a, pad_a + (n - i), out + i);
+}
+
+// sum_i x[i]^2 in one vector accumulator (zero padding adds nothing).
+HWY_INLINE float sum_of_squares(const float* x, std::size_t n) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    VF acc = hn::Zero(df);
+    std::size_t i = 0;
+    for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(df, x + i), hn::LoadU(df, x + i), acc);
+    if (i < n) {
+        HWY_ALIGN float pad[hn::MaxLanes(df)] = {};
+        std::copy(x + i, x + n, pad);
+        acc = hn::MulAdd(hn::Load(df, pad), hn::Load(df, pad), acc);
+    }
+    return hn::GetLane(hn::SumOfLanes(df, acc));
+}
+
+// e^x for every x. Highway's Exp is within 1 ulp on [-FLT_MAX, 104], returns
+// 0 below -104, but is undefined above 104 and for NaN. e^89 already
+// overflows f32, so clamping at 89 gives +inf where it should; NaN passes through.
+HWY_INLINE VF exp_f32(DF df, VF x) {
+    const VF e = hn::Exp(df, hn::Min(x, hn::Set(df, 89.0f)));
+    return hn::IfThenElse(hn::IsNaN(x), x, e);
+}
+
+// silu(g) = g / (1 + e^-g), the scalar backend's formula.
+HWY_INLINE VF silu_f32(DF df, VF g) { return hn::Div(g, hn::Add(hn::Set(df, 1.0f), exp_f32(df, hn::Neg(g)))); }
+
+inline void rmsnorm(const float* x, const float* w, float eps, std::size_t n, float* out) {
+    const float inv_rms = 1.0f / std::sqrt(sum_of_squares(x, n) / static_cast<float>(n) + eps);
+    const VF s = hn::Set(DF(), inv_rms);
+    map2(x, w, n, out, [&](VF xv, VF wv) { return hn::Mul(hn::Mul(xv, s), wv); });
+}
+
+inline void l2norm(const float* x, float eps, std::size_t n, float* out) {
+    const float inv_norm = 1.0f / std::fmax(std::sqrt(sum_of_squares(x, n)), eps);
+    const VF s = hn::Set(DF(), inv_norm);
+    map1(x, n, out, [&](VF v) { return hn::Mul(v, s); });
+}
+
+// Three passes: max, exp and sum, scale. Padding lanes hold -inf, so they
+// neither win the max nor add to the sum (e^-inf = 0).
+inline void softmax(float* x, std::size_t n) {
+    if (n == 0) return;
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    const std::size_t full = n / N * N;
+    HWY_ALIGN float pad[hn::MaxLanes(df)];
+    std::fill(pad, pad + N, -std::numeric_limits<float>::infinity());
+    std::copy(x + full, x + n, pad);
+
+    VF vmax = hn::Load(df, pad);
+    for (std::size_t i = 0; i < full; i += N) vmax = hn::Max(vmax, hn::LoadU(df, x + i));
+    const VF m = hn::MaxOfLanes(df, vmax);
+
+    VF sum = hn::Zero(df);
+    for (std::size_t i = 0; i < full; i += N) {
+        const VF e = exp_f32(df, hn::Sub(hn::LoadU(df, x + i), m));
+        sum = hn::Add(sum, e);
+        hn::StoreU(e, df, x + i);
+    }
+    if (full < n) {
+        const VF e = exp_f32(df, hn::Sub(hn::Load(df, pad), m));
+        sum = hn::Add(sum, e);
+        hn::Store(e, df, pad);
+        std::copy(pad, pad + (n - full), x + full);
+    }
+    const VF inv_sum = hn::Set(df, 1.0f / hn::GetLane(hn::SumOfLanes(df, sum)));
+    map1(x, n, x, [&](VF v) { return hn::Mul(v, inv_sum); });
+}
+
+inline void silu(float* x, std::size_t n) {
+    map1(x, n, x, [](VF v) { return silu_f32(DF(), v); });
+}
+
+inline void swiglu(const float* gate, const float* up, float* out, std::size_t n) {
+    map2(gate, up, n, out, [](VF g, VF u) { return hn::Mul(silu_f32(DF(), g), u); });
+}
+
+inline void add(const float* a, const float* b, float* out, std::size_t n) {
+    map2(a, b, n, out, [](VF u, VF v) { return hn::Add(u, v); });
+}
+
+inline void scale(float* x, float s, std::size_t n) {
+    const VF sv = hn::Set(DF(), s);
+    map1(x, n, x, [&](VF v) { return hn::Mul(v, sv); });
+}
+
+// Fused: one rounding per element, like std::fma.
+inline void axpy(float a, const float* x, float* y, std::size_t n) {
+    const VF av = hn::Set(DF(), a);
+    map2(x, y, n, y, [&](VF xv, VF yv) { return hn::MulAdd(av, xv, yv); });
+}
+
+// ---------------------------------------------------------------------------
+// Top-k by k rounds of "maximum, then its first index". Floats are mapped to
+// int32 keys that order like the floats (negative values: flip the magnitude
+// bits), after NaN -> -inf (NaN ranks last) and -0 -> +0 (so -0 and +0 tie).
+// A chosen key is replaced by INT32_MIN, below every real key (-inf maps to
+// -0x7F800001). Ties go to the first index, the lowest: the scalar rule.
+// Cost: k passes over n keys; routers have n <= a few hundred.
+// ---------------------------------------------------------------------------
+inline void topk(const float* x, std::size_t n, std::size_t k, std::uint32_t* idx) {
+    if (k == 0) return;
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    const std::size_t N = hn::Lanes(df);
+    const std::size_t padded = (n + N - 1) / N * N;
+    std::vector<std::int32_t> keys(padded, std::numeric_limits<std::int32_t>::min());
+    for (std::size_t i = 0; i < n; i += N) {
+        HWY_ALIGN float v[hn::MaxLanes(df)];
+        std::fill(v, v + N, 0.0f);
+        std::copy(x + i, x + std::min(n, i + N), v);
+        VF f = hn::Load(df, v);
+        f = hn::Add(hn::IfThenElse(hn::IsNaN(f), hn::Set(df, -std::numeric_limits<float>::infinity()), f),
+                    hn::Zero(df));  // -0 + 0 = +0
+        const auto bits = hn::BitCast(di, f);
+        const auto key = hn::Xor(bits, hn::And(hn::BroadcastSignBit(bits), hn::Set(di, 0x7FFFFFFF)));
+        HWY_ALIGN std::int32_t k32[hn::MaxLanes(di)];
+        hn::Store(key, di, k32);
+        std::copy(k32, k32 + std::min(N, n - i), keys.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+        auto best = hn::Set(di, std::numeric_limits<std::int32_t>::min());
+        for (std::size_t i = 0; i < padded; i += N) best = hn::Max(best, hn::LoadU(di, keys.data() + i));
+        best = hn::MaxOfLanes(di, best);
+        for (std::size_t i = 0; i < padded; i += N) {
+            const intptr_t lane = hn::FindFirstTrue(di, hn::Eq(hn::LoadU(di, keys.data() + i), best));
+            if (lane >= 0) {
+                idx[j] = static_cast<std::uint32_t>(i + static_cast<std::size_t>(lane));
+                keys[idx[j]] = std::numeric_limits<std::int32_t>::min();
+                break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RoPE. Both pairings compute a' = a c - b s, b' = b c + a s per plane.
+// neox: a and b are two vectors rot_dims/2 apart. interleaved: a vector holds
+// N/2 planes (a, b, a, b, ...); swapping neighbours gives (b, a, ...), and
+// cos/sin are duplicated per pair ([c0, c0, c1, c1, ...]) by a table lookup.
+// ---------------------------------------------------------------------------
+inline void rope(float* x, std::size_t rot_dims, RopeStyle style, const float* cos, const float* sin) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    const std::size_t n_planes = rot_dims / 2;
+    if (style == RopeStyle::neox) {
+        float* hi = x + n_planes;
+        std::size_t i = 0;
+        auto rotate = [&](VF a, VF b, VF c, VF s, VF& a_out, VF& b_out) {
+            a_out = hn::NegMulAdd(b, s, hn::Mul(a, c));
+            b_out = hn::MulAdd(a, s, hn::Mul(b, c));
+        };
+        for (; i + N <= n_planes; i += N) {
+            VF a, b;
+            rotate(hn::LoadU(df, x + i), hn::LoadU(df, hi + i), hn::LoadU(df, cos + i), hn::LoadU(df, sin + i), a, b);
+            hn::StoreU(a, df, x + i);
+            hn::StoreU(b, df, hi + i);
+        }
+        if (i == n_planes) return;
+        HWY_ALIGN float pa[hn::MaxLanes(df)] = {}, pb[hn::MaxLanes(df)] = {};
+        HWY_ALIGN float pc[hn::MaxLanes(df)] = {}, ps[hn::MaxLanes(df)] = {};
+        const std::size_t rest = n_planes - i;
+        std::copy(x + i, x + n_planes, pa);
+        std::copy(hi + i, hi + n_planes, pb);
+        std::copy(cos + i, cos + n_planes, pc);
+        std::copy(sin + i, sin + n_planes, ps);
+        VF a, b;
+        rotate(hn::Load(df, pa), hn::Load(df, pb), hn::Load(df, pc), hn::Load(df, ps), a, b);
+        hn::Store(a, df, pa);
+        hn::Store(b, df, pb);
+        std::copy(pa, pa + rest, x + i);
+        std::copy(pb, pb + rest, hi + i);
+        return;
+    }
+    // interleaved: vectors of N floats = N/2 planes.
+    const hn::RebindToSigned<DF> di;
+    HWY_ALIGN std::int32_t dup[hn::MaxLanes(di)];
+    for (std::size_t j = 0; j < N; ++j) dup[j] = static_cast<std::int32_t>(j / 2);
+    const auto dup_pairs = hn::SetTableIndices(df, dup);
+    const std::size_t used = 2 * n_planes;
+    for (std::size_t i = 0; i < used; i += N) {
+        const std::size_t count = std::min(N, used - i);  // floats in this step (even)
+        HWY_ALIGN float v[hn::MaxLanes(df)] = {}, c[hn::MaxLanes(df)] = {}, s[hn::MaxLanes(df)] = {};
+        std::copy(x + i, x + i + count, v);
+        std::copy(cos + i / 2, cos + (i + count) / 2, c);
+        std::copy(sin + i / 2, sin + (i + count) / 2, s);
+        const VF ab = hn::Load(df, v);
+        const VF ba = hn::Shuffle2301(ab);
+        const VF cc = hn::TableLookupLanes(hn::Load(df, c), dup_pairs);
+        const VF ss = hn::TableLookupLanes(hn::Load(df, s), dup_pairs);
+        // even lanes: a c - b s;  odd lanes: b c + a s
+        const VF signed_s = hn::OddEven(ss, hn::Neg(ss));
+        hn::Store(hn::MulAdd(ba, signed_s, hn::Mul(ab, cc)), df, v);
+        std::copy(v, v + count, x + i);
+    }
+}
+
+// A register-only loop of kChains independent FMA chains; returns the
+// floating-point operations done (2 per lane per FMA). 12 chains cover an FMA
+// latency of 4-6 cycles on two FMA pipes, and with the two constants still fit
+// in 16 registers. m < 1 keeps every value bounded (no inf, no subnormals).
+inline double fma_peak_probe(std::size_t iterations) {
+    constexpr std::size_t kChains = 12;
+    const DF df;
+    const VF m = hn::Set(df, 0.999f), a = hn::Set(df, 1e-3f);
+    VF acc[kChains];
+    for (std::size_t j = 0; j < kChains; ++j) acc[j] = hn::Set(df, static_cast<float>(j));
+    for (std::size_t it = 0; it < iterations; ++it)
+        for (std::size_t j = 0; j < kChains; ++j) acc[j] = hn::MulAdd(acc[j], m, a);
+    VF sum = acc[0];
+    for (std::size_t j = 1; j < kChains; ++j) sum = hn::Add(sum, acc[j]);
+    volatile float sink = hn::GetLane(hn::SumOfLanes(df, sum));  // keeps the loop alive
+    (void)sink;
+    return 2.0 * kChains * static_cast<double>(hn::Lanes(df)) * static_cast<double>(iterations);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace moelab::detail
+HWY_AFTER_NAMESPACE();
+
+// ---------------------------------------------------------------------------
+// The contract's overload set for backend::highway.
+// ---------------------------------------------------------------------------
+namespace moelab::kernels {
+
+// e.g. "highway AVX3_DL (16 x f32)"
+inline const char* instruction_set(backend::highway) {
+    static const std::string name = std::string("highway ") + hwy::TargetName(HWY_TARGET) + " (" +
+                                    std::to_string(detail::HWY_NAMESPACE::f32_lanes()) + " x f32)";
+    return name.c_str();
+}
+
+inline float dot(backend::highway, const float* w, const float* x, std::size_t n) {
+    return detail::HWY_NAMESPACE::dot(w, x, n);
+}
+inline float dot(backend::highway, const f16* w, const float* x, std::size_t n) {
+    return detail::HWY_NAMESPACE::dot(w, x, n);
+}
+inline float dot(backend::highway, const bf16* w, const float* x, std::size_t n) {
+    return detail::HWY_NAMESPACE::dot(w, x, n);
+}
+
+// W (rows, cols) row-major, x (cols), y (rows).
+inline void matvec(backend::highway, const float* w, std::size_t rows, std::size_t cols, const float* x,
+                   float* y) {
+    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y);
+}
+inline void matvec(backend::highway, const f16* w, std::size_t rows, std::size_t cols, const float* x,
+                   float* y) {
+    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y);
+}
+inline void matvec(backend::highway, const bf16* w, std::size_t rows, std::size_t cols, const float* x,
+                   float* y) {
+    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y);
+}
+
+// W (rows, cols), x (n_tokens, cols), y[t * y_stride + r].
+inline void matmul(backend::highway, const float* w, std::size_t rows, std::size_t cols, const float* x,
+                   std::size_t n_tokens, float* y, std::size_t y_stride) {
+    detail::HWY_NAMESPACE::matmul(w, rows, cols, x, n_tokens, y, y_stride);
+}
+inline void matmul(backend::highway, const f16* w, std::size_t rows, std::size_t cols, const float* x,
+                   std::size_t n_tokens, float* y, std::size_t y_stride) {
+    detail::HWY_NAMESPACE::matmul(w, rows, cols, x, n_tokens, y, y_stride);
+}
+inline void matmul(backend::highway, const bf16* w, std::size_t rows, std::size_t cols, const float* x,
+                   std::size_t n_tokens, float* y, std::size_t y_stride) {
+    detail::HWY_NAMESPACE::matmul(w, rows, cols, x, n_tokens, y, y_stride);
+}
+
+// out = x / sqrt(mean(x^2) + eps) * w   (x, w, out: n)
+inline void rmsnorm(backend::highway, const float* x, const float* w, float eps, std::size_t n, float* out) {
+    detail::HWY_NAMESPACE::rmsnorm(x, w, eps, n, out);
+}
+
+// out = x / max(||x||_2, eps)   (x, out: n)
+inline void l2norm(backend::highway, const float* x, float eps, std::size_t n, float* out) {
+    detail::HWY_NAMESPACE::l2norm(x, eps, n, out);
+}
+
+// x <- exp(x - max x) / sum exp(x - max x), in place (x: n)
+inline void softmax(backend::highway, float* x, std::size_t n) { detail::HWY_NAMESPACE::softmax(x, n); }
+
+// x <- x / (1 + e^-x), in place (x: n)
+inline void silu(backend::highway, float* x, std::size_t n) { detail::HWY_NAMESPACE::silu(x, n); }
+
+// out = silu(gate) * up   (gate, up, out: n)
+inline void swiglu(backend::highway, const float* gate, const float* up, float* out, std::size_t n) {
+    detail::HWY_NAMESPACE::swiglu(gate, up, out, n);
+}
+
+// Rotates x[0..rot_dims) in place; cos, sin: rot_dims / 2.
+inline void rope(backend::highway, float* x, std::size_t rot_dims, RopeStyle style, const float* cos,
+                 const float* sin) {
+    detail::HWY_NAMESPACE::rope(x, rot_dims, style, cos, sin);
+}
+
+// out = a + b   (a, b, out: n)
+inline void add(backend::highway, const float* a, const float* b, float* out, std::size_t n) {
+    detail::HWY_NAMESPACE::add(a, b, out, n);
+}
+
+// x <- s * x, in place (x: n)
+inline void scale(backend::highway, float* x, float s, std::size_t n) { detail::HWY_NAMESPACE::scale(x, s, n); }
+
+// y <- y + a * x, fused   (x, y: n)
+inline void axpy(backend::highway, float a, const float* x, float* y, std::size_t n) {
+    detail::HWY_NAMESPACE::axpy(a, x, y, n);
+}
+
+// idx[0..k) = indices of the k largest x, largest first; ties: lowest index; NaN last. k <= n.
+inline void topk(backend::highway, const float* x, std::size_t n, std::size_t k, std::uint32_t* idx) {
+    detail::HWY_NAMESPACE::topk(x, n, k, idx);
+}
+
+// Floating-point operations performed by a register-only FMA loop (time it to get peak FLOP/s).
+inline double fma_peak_probe(backend::highway, std::size_t iterations) {
+    return detail::HWY_NAMESPACE::fma_peak_probe(iterations);
+}
+
+}  // namespace moelab::kernels

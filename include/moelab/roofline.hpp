@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// moelab/roofline.hpp — measuring the two ceilings every kernel is judged
+// against: streaming read bandwidth (decode: matvec reads each weight once)
+// and peak FLOP/s (prefill: matmul reuses each weight across tokens).
+//
+// Depends on: moelab/thread_pool.hpp, moelab/kernels/backend.hpp, the
+//             standard library; plus the header of the backend you pass
+//             (its dot() and fma_peak_probe() are found by argument-dependent
+//             lookup on the tag).
+//
+// Both functions run `repetitions` timed rounds after one untimed warm-up
+// round and report the median, because the machine is shared and noisy.
+// Usage (as in bench/bench_kernels.cpp):
+//     moelab::ThreadPool pool(1);
+//     auto bw = moelab::measure_read_bandwidth(moelab::backend::highway{}, pool);
+//     auto fl = moelab::measure_peak_flops(moelab::backend::highway{}, pool);
+//     printf("%.1f GB/s, %.1f GFLOP/s\n", bw.median, fl.median);
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "moelab/kernels/backend.hpp"
+#include "moelab/thread_pool.hpp"
+
+namespace moelab {
+
+// One ceiling: GB/s (1e9 bytes per second) or GFLOP/s (1e9 FLOP per second).
+struct CeilingMeasurement {
+    double median = 0;         // of the timed repetitions
+    double min = 0, max = 0;   // spread of the timed repetitions
+    std::size_t threads = 0;   // pool.size() during the measurement
+    int repetitions = 0;
+};
+
+namespace detail {
+
+// Median, min and max of `rates`.
+inline CeilingMeasurement summarize_rates(std::vector<double> rates, std::size_t threads) {
+    CeilingMeasurement m;
+    m.threads = threads;
+    m.repetitions = static_cast<int>(rates.size());
+    if (rates.empty()) return m;
+    std::sort(rates.begin(), rates.end());
+    const std::size_t mid = rates.size() / 2;
+    m.median = rates.size() % 2 ? rates[mid] : 0.5 * (rates[mid - 1] + rates[mid]);
+    m.min = rates.front();
+    m.max = rates.back();
+    return m;
+}
+
+// Runs round() repetitions + 1 times (the first untimed); round() returns the
+// work it did (bytes or FLOP). Returns work / seconds / 1e9 per timed round.
+template <class Round>
+std::vector<double> timed_rates(int repetitions, Round&& round) {
+    std::vector<double> rates;
+    round();  // warm-up: page faults, caches, clock ramp-up
+    for (int rep = 0; rep < repetitions; ++rep) {
+        const auto start = std::chrono::steady_clock::now();
+        const double work = round();
+        const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
+        rates.push_back(work / seconds.count() / 1e9);
+    }
+    return rates;
+}
+
+}  // namespace detail
+
+// Streaming read bandwidth in GB/s over a buffer of `bytes` (default 1 GiB,
+// far larger than any cache, so it measures DRAM). Each thread of the pool
+// owns one contiguous part and reads it once per repetition with the
+// backend's vectorised dot(part, part): the second operand is the same
+// address, already in L1, so exactly `bytes` cross the memory bus per round,
+// through the same load path the matvec kernels use. The dot results are
+// kept, so the reads cannot be optimised away.
+template <class Backend>
+CeilingMeasurement measure_read_bandwidth(Backend backend, ThreadPool& pool,
+                                          std::size_t bytes = std::size_t{1} << 30, int repetitions = 5) {
+    const std::size_t n_threads = pool.size();
+    const std::size_t n = bytes / sizeof(float);
+    const std::size_t part = (n / n_threads) / 64 * 64;  // whole cache lines per thread
+    auto buffer = std::make_unique_for_overwrite<float[]>(n_threads * part);
+    // First touch from the pool: pages are mapped before timing starts, and
+    // on NUMA machines they land near the threads that read them.
+    pool.parallel_for(n_threads, [&](std::size_t t) {
+        std::fill(buffer.get() + t * part, buffer.get() + (t + 1) * part, 1.0f / 1024);
+    });
+    std::vector<float> sums(n_threads);
+    const double bytes_per_round = static_cast<double>(n_threads * part * sizeof(float));
+    auto rates = detail::timed_rates(repetitions, [&] {
+        pool.parallel_for(n_threads, [&](std::size_t t) {
+            const float* p = buffer.get() + t * part;
+            sums[t] += dot(backend, p, p, part);
+        });
+        return bytes_per_round;
+    });
+    volatile float sink = 0;
+    for (float s : sums) sink = sink + s;
+    return detail::summarize_rates(std::move(rates), n_threads);
+}
+
+// Peak FLOP/s in GFLOP/s: every thread of the pool runs the backend's
+// fma_peak_probe (independent FMA chains in registers, no memory traffic)
+// for `iterations` iterations per repetition.
+template <class Backend>
+CeilingMeasurement measure_peak_flops(Backend backend, ThreadPool& pool,
+                                      std::size_t iterations = std::size_t{1} << 22, int repetitions = 5) {
+    const std::size_t n_threads = pool.size();
+    std::vector<double> flops(n_threads);
+    auto rates = detail::timed_rates(repetitions, [&] {
+        pool.parallel_for(n_threads, [&](std::size_t t) { flops[t] = fma_peak_probe(backend, iterations); });
+        double total = 0;
+        for (double f : flops) total += f;
+        return total;
+    });
+    return detail::summarize_rates(std::move(rates), n_threads);
+}
+
+}  // namespace moelab
