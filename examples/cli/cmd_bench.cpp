@@ -75,6 +75,12 @@ std::vector<float> random_activations(std::size_t n, std::uint64_t seed) {
     return x;
 }
 
+std::string experts_column(double touched, double expected) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.1f (%.1f)", touched, expected);
+    return buf;
+}
+
 struct Ceilings {
     double bw = 0, bw_1 = 0, peak = 0, peak_1 = 0;  // GB/s, GFLOP/s
 };
@@ -142,7 +148,13 @@ int cmd_bench(int argc, char** argv) {
         SyntheticRng rng(seed);
         const SyntheticDenseFFN dense(D, F, dtype, rng);
         const std::size_t max_batch = *std::max_element(batches.begin(), batches.end());
-        const auto x = random_activations(max_batch * D, seed + 1);
+        // Several input batches, used in turn: each repetition routes its tokens
+        // differently, so MoE timings cannot come from experts left in cache by
+        // the previous repetition (8 inputs x 8 of 64 experts cover them all).
+        constexpr std::size_t kInputs = 8;
+        const auto x = random_activations(kInputs * max_batch * D, seed + 1);
+        std::size_t call = 0;
+        auto next_input = [&](std::size_t B) { return x.data() + (call++ % kInputs) * B * D; };
         std::vector<float> y(max_batch * D);
         std::vector<FFNRow> rows;
         DenseFFNScratch dense_scratch;
@@ -163,30 +175,34 @@ int cmd_bench(int argc, char** argv) {
                         "%peak", "GB/token", "GB/s", "%bw", "experts", "predicted/s");
             for (std::size_t B : batches) {
                 FFNRow d{cmp.name, "dense", B};
-                d.seconds = median_seconds(min_time, [&] { ffn_dense(ctx, dense.weights(), x.data(), B, y.data(), dense_scratch); });
+                d.seconds = median_seconds(min_time, [&] { ffn_dense(ctx, dense.weights(), next_input(B), B, y.data(), dense_scratch); });
                 d.flops = 6.0 * D * F * B;
                 d.bytes = static_cast<double>(dense.bytes());
 
                 FFNRow m{cmp.name, "moe", B};
-                m.seconds = median_seconds(min_time, [&] { ffn_moe(ctx, moe_w, moe.config, x.data(), B, y.data(), moe_scratch); });
-                std::size_t touched = 0;
-                for (std::size_t e = 0; e < E; ++e) touched += moe_scratch.slot_begin[e + 1] > moe_scratch.slot_begin[e];
-                m.experts_touched = static_cast<double>(touched);
+                double touched_sum = 0, calls = 0;
+                m.seconds = median_seconds(min_time, [&] {
+                    ffn_moe(ctx, moe_w, moe.config, next_input(B), B, y.data(), moe_scratch);
+                    for (std::size_t e = 0; e < E; ++e) touched_sum += moe_scratch.slot_begin[e + 1] > moe_scratch.slot_begin[e];
+                    calls += 1;
+                });
+                m.experts_touched = touched_sum / calls;  // mean over the calls
+                const double touched = m.experts_touched;
                 m.experts_expected = static_cast<double>(E) * (1.0 - std::pow(1.0 - static_cast<double>(k) / E, static_cast<double>(B)));
                 m.flops = (6.0 * D * cmp.width * k + 2.0 * D * E) * B;
-                m.bytes = static_cast<double>(touched * moe.expert_bytes() + moe_w.router.bytes());
+                m.bytes = touched * static_cast<double>(moe.expert_bytes()) + static_cast<double>(moe_w.router.bytes());
                 for (const FFNRow* r : {&d, &m}) {
                     const nlohmann::json j = row_json(*r, ceil);
                     std::printf("  %-5s %6zu %11.1f %9.1f %5.1f%% %9.4f %8.1f %5.1f%% %11s %12.1f\n", r->layer.c_str(), B,
                                 j["tokens_per_s"].get<double>(), j["gflops"].get<double>(), 100 * j["frac_peak"].get<double>(),
                                 j["gb_per_token"].get<double>(), j["gb_per_s"].get<double>(), 100 * j["frac_bw"].get<double>(),
-                                r->layer == "moe" ? (std::to_string(touched) + " (" + std::to_string(static_cast<int>(std::lround(r->experts_expected))) + ")").c_str() : "-",
+                                r->layer == "moe" ? experts_column(touched, r->experts_expected).c_str() : "-",
                                 j["predicted_tokens_per_s"].get<double>());
                     report["ffn"].push_back(j);
                 }
             }
         }
-        std::printf("  (experts: touched in the batch, and (expected) E(1 - (1 - k/E)^B) under uniform routing;\n"
+        std::printf("  (experts: touched per batch, mean over the timed calls, and (expected) E(1 - (1 - k/E)^B) under uniform routing;\n"
                     "   predicted/s: min(bandwidth / bytes per token, peak / FLOPs per token))\n");
 
         // 3. One decode step of a mixer at growing context: full attention reads
@@ -227,6 +243,10 @@ int cmd_bench(int argc, char** argv) {
             std::printf("\nmixers, one decode step (d_model %zu): full attention (%zu q / %zu kv heads x %zu) vs Gated DeltaNet "
                         "(%zu k / %zu v heads x %zu)\n", D, c.n_head, c.n_head_kv, c.head_dim, dn.n_key_heads, dn.n_value_heads,
                         dn.key_head_dim);
+            const double attn_weights_mb = static_cast<double>(wq.view().bytes() + wk.view().bytes() + wv.view().bytes() + wo.view().bytes()) / 1e6;
+            const double dn_weights_mb = static_cast<double>(in_qkv.view().bytes() + in_z.view().bytes() + in_beta.view().bytes() +
+                                                             in_alpha.view().bytes() + out.view().bytes()) / 1e6;
+            std::printf("  weights read per step: attention %.1f MB, DeltaNet %.1f MB\n", attn_weights_mb, dn_weights_mb);
             std::printf("  %8s %16s %14s %16s %14s %8s\n", "context", "attention us", "KV read MB", "DeltaNet us", "state MB", "ratio");
             const double state_mb = static_cast<double>(cache.layer(1).ssm.size() + cache.layer(1).conv.size()) * 4 / 1e6;
             for (std::size_t L : contexts) {
@@ -236,7 +256,8 @@ int cmd_bench(int argc, char** argv) {
                 const double kv_mb = 2.0 * static_cast<double>((L + 1) * c.kv_dim()) * 4 / 1e6;
                 std::printf("  %8zu %16.1f %14.2f %16.1f %14.2f %8.2f\n", L, t_attn * 1e6, kv_mb, t_dn * 1e6, state_mb, t_attn / t_dn);
                 report["mixers"].push_back({{"context", L}, {"attention_seconds", t_attn}, {"deltanet_seconds", t_dn},
-                                            {"kv_cache_mb", kv_mb}, {"deltanet_state_mb", state_mb}});
+                                            {"kv_cache_mb", kv_mb}, {"deltanet_state_mb", state_mb},
+                                            {"attention_weights_mb", attn_weights_mb}, {"deltanet_weights_mb", dn_weights_mb}});
             }
         }
 
