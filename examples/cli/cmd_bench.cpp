@@ -208,51 +208,33 @@ int cmd_bench(int argc, char** argv) {
         // 3. One decode step of a mixer at growing context: full attention reads
         //    its whole KV cache, Gated DeltaNet a fixed state (docs/qwen35.md).
         if (!args.has("skip-mixers")) {
-            ModelConfig c;
-            c.arch = Arch::qwen35;
-            c.n_embd = D;
-            c.n_head = D / 128;
-            c.n_head_kv = std::max<std::size_t>(1, c.n_head / 8);
-            c.head_dim = 128;
-            c.rope = {10000000.0f, 32, RopeStyle::neox, {}};
-            c.attn_output_gate = true;
-            c.attn_qk_norm = true;
-            c.deltanet = {4, c.n_head / 2, c.n_head, 128, 128, false};
+            const SyntheticMixers mixers(dtype, rng);
+            const ModelConfig& c = mixers.config;
             const DeltaNetConfig& dn = c.deltanet;
-            const std::size_t qk = dn.n_key_heads * dn.key_head_dim, vd = dn.n_value_heads * dn.value_head_dim;
-            const std::size_t channels = 2 * qk + vd;
+            const AttentionWeights aw = mixers.attention();
+            const DeltaNetWeights nw = mixers.deltanet();
             const std::size_t max_ctx = *std::max_element(contexts.begin(), contexts.end()) + 1;
-            std::vector<float> ones(std::max({D, c.head_dim, dn.value_head_dim}), 1.0f), zeros(dn.n_value_heads, 0.0f),
-                decay(dn.n_value_heads, -0.5f);
-            const SyntheticMatrix wq(2 * c.q_dim(), D, dtype, rng), wk(c.kv_dim(), D, dtype, rng), wv(c.kv_dim(), D, dtype, rng),
-                wo(D, c.q_dim(), dtype, rng), in_qkv(channels, D, dtype, rng), in_z(vd, D, dtype, rng),
-                in_beta(dn.n_value_heads, D, dtype, rng), in_alpha(dn.n_value_heads, D, dtype, rng), out(D, vd, dtype, rng);
-            AttentionWeights aw{wq.view(), wk.view(), wv.view(), wo.view(), {}, {}, {}, {ones.data(), c.head_dim}, {ones.data(), c.head_dim}};
-            DeltaNetWeights nw{in_qkv.view(), in_z.view(), in_beta.view(), in_alpha.view(),
-                               std::vector<float>(channels * dn.conv_kernel, 0.25f), {zeros.data(), dn.n_value_heads},
-                               {decay.data(), dn.n_value_heads}, {ones.data(), dn.value_head_dim}, out.view()};
-            c.n_layer = 2;
-            c.layer_kinds = {LayerKind::attention, LayerKind::gated_deltanet};
             Cache cache(c, max_ctx);
             const auto kv = random_activations(max_ctx * c.kv_dim(), seed + 2);
             std::copy(kv.begin(), kv.end(), cache.layer(0).k.begin());
             std::copy(kv.begin(), kv.end(), cache.layer(0).v.begin());
+            const auto xm = random_activations(c.n_embd, seed + 3);
+            std::vector<float> ym(c.n_embd);
             AttentionScratch as;
             DeltaNetScratch ds;
             RopeTable angles;
-            std::printf("\nmixers, one decode step (d_model %zu): full attention (%zu q / %zu kv heads x %zu) vs Gated DeltaNet "
-                        "(%zu k / %zu v heads x %zu)\n", D, c.n_head, c.n_head_kv, c.head_dim, dn.n_key_heads, dn.n_value_heads,
-                        dn.key_head_dim);
-            const double attn_weights_mb = static_cast<double>(wq.view().bytes() + wk.view().bytes() + wv.view().bytes() + wo.view().bytes()) / 1e6;
-            const double dn_weights_mb = static_cast<double>(in_qkv.view().bytes() + in_z.view().bytes() + in_beta.view().bytes() +
-                                                             in_alpha.view().bytes() + out.view().bytes()) / 1e6;
-            std::printf("  weights read per step: attention %.1f MB, DeltaNet %.1f MB\n", attn_weights_mb, dn_weights_mb);
+            const double attn_weights_mb = static_cast<double>(mixers.attention_bytes()) / 1e6;
+            const double dn_weights_mb = static_cast<double>(mixers.deltanet_bytes()) / 1e6;
+            std::printf("\nmixers, one decode step at Qwen3.5-397B-A17B's layer shapes (d_model %zu): full attention "
+                        "(%zu q / %zu kv heads x %zu, %.0f MB weights) vs Gated DeltaNet (%zu k / %zu v heads x %zu, %.0f MB weights)\n",
+                        c.n_embd, c.n_head, c.n_head_kv, c.head_dim, attn_weights_mb, dn.n_key_heads, dn.n_value_heads,
+                        dn.key_head_dim, dn_weights_mb);
             std::printf("  %8s %16s %14s %16s %14s %8s\n", "context", "attention us", "KV read MB", "DeltaNet us", "state MB", "ratio");
             const double state_mb = static_cast<double>(cache.layer(1).ssm.size() + cache.layer(1).conv.size()) * 4 / 1e6;
             for (std::size_t L : contexts) {
                 angles.compute(c.rope, L, 1);
-                const double t_attn = median_seconds(min_time, [&] { attention(ctx, aw, c, cache.layer(0), angles, x.data(), 1, L, y.data(), as); });
-                const double t_dn = median_seconds(min_time, [&] { gated_deltanet(ctx, nw, c, cache.layer(1), x.data(), 1, y.data(), ds); });
+                const double t_attn = median_seconds(min_time, [&] { attention(ctx, aw, c, cache.layer(0), angles, xm.data(), 1, L, ym.data(), as); });
+                const double t_dn = median_seconds(min_time, [&] { gated_deltanet(ctx, nw, c, cache.layer(1), xm.data(), 1, ym.data(), ds); });
                 const double kv_mb = 2.0 * static_cast<double>((L + 1) * c.kv_dim()) * 4 / 1e6;
                 std::printf("  %8zu %16.1f %14.2f %16.1f %14.2f %8.2f\n", L, t_attn * 1e6, kv_mb, t_dn * 1e6, state_mb, t_attn / t_dn);
                 report["mixers"].push_back({{"context", L}, {"attention_seconds", t_attn}, {"deltanet_seconds", t_dn},

@@ -5,11 +5,13 @@
 // Depends on: moelab/dtype.hpp, moelab/tensor.hpp, moelab/model/weights.hpp,
 //             moelab/model/config.hpp, the standard library.
 //
-// Values are N(0, 1/cols), the usual initialisation scale, so activations stay
-// of order one through the layer and the router spreads tokens over experts
-// roughly uniformly — the assumption of the cost model in docs/dense-vs-moe.md.
-// The generator is std::mt19937_64 with our own normal variate (Box-Muller on
-// 53-bit uniforms), so a seed gives the same weights on every platform.
+// Weights are uniform on [-sqrt(3/cols), sqrt(3/cols)] — variance 1/cols, the
+// usual initialisation scale — so activations stay of order one through the
+// layer and the router spreads tokens over experts roughly uniformly, the
+// assumption of the cost model in docs/dense-vs-moe.md. (Uniform rather than
+// normal because benchmarks fill gigabytes: one multiply per value.) The
+// generator is std::mt19937_64 with our own variates, so a seed gives the same
+// weights on every platform.
 #pragma once
 
 #include <cmath>
@@ -50,9 +52,9 @@ public:
             throw Error("synthetic weights", "dtype " + std::string(dtype_name(dtype)) + " is not supported (f32, f16, bf16)");
         storage_.resize((row_bytes(dtype, cols) * rows + sizeof(float) - 1) / sizeof(float));
         auto* bytes = reinterpret_cast<std::byte*>(storage_.data());
-        const double scale = 1.0 / std::sqrt(static_cast<double>(cols));
+        const double half_width = std::sqrt(3.0 / static_cast<double>(cols));
         for (std::size_t i = 0; i < rows * cols; ++i) {
-            const float v = static_cast<float>(rng.normal() * scale);
+            const float v = static_cast<float>((2.0 * rng.uniform() - 1.0) * half_width);
             if (dtype == DType::f32) reinterpret_cast<float*>(bytes)[i] = v;
             else if (dtype == DType::f16) reinterpret_cast<f16*>(bytes)[i] = f32_to_f16(v);
             else reinterpret_cast<bf16*>(bytes)[i] = f32_to_bf16(v);
@@ -92,6 +94,48 @@ struct SyntheticMoEFFN {
         return w;
     }
     std::size_t expert_bytes() const { return experts.front().bytes(); }
+};
+
+// One gated full-attention layer and one Gated DeltaNet layer with the shapes
+// of Qwen3.5-397B-A17B (d_model 4096; attention 32 q / 2 kv heads of 256 with
+// an output gate; DeltaNet 16 key / 64 value heads of 128), for timing a
+// decode step of each mixer. Each layer's weights (~200 MB in bf16) are far
+// larger than any cache, as in a real model.
+struct SyntheticMixers {
+    ModelConfig config;  // n_layer 2: layer 0 attention, layer 1 Gated DeltaNet
+    SyntheticMatrix wq, wk, wv, wo, in_qkv, in_z, in_beta, in_alpha, out;
+    std::vector<float> ones, zeros, decay, conv;
+
+    SyntheticMixers(DType dtype, SyntheticRng& rng) {
+        ModelConfig& c = config;
+        c.arch = Arch::qwen35moe;
+        c.n_embd = 4096, c.n_head = 32, c.n_head_kv = 2, c.head_dim = 256, c.n_layer = 2;
+        c.rms_eps = 1e-6f;
+        c.rope = {10000000.0f, 64, RopeStyle::neox, {}};
+        c.attn_output_gate = c.attn_qk_norm = true;
+        c.deltanet = {4, 16, 64, 128, 128, false};
+        c.layer_kinds = {LayerKind::attention, LayerKind::gated_deltanet};
+        const std::size_t D = c.n_embd, nv = c.deltanet.n_value_heads;
+        const std::size_t vd = nv * c.deltanet.value_head_dim, channels = 2 * 16 * 128 + vd;
+        wq = SyntheticMatrix(2 * c.q_dim(), D, dtype, rng), wk = SyntheticMatrix(c.kv_dim(), D, dtype, rng);
+        wv = SyntheticMatrix(c.kv_dim(), D, dtype, rng), wo = SyntheticMatrix(D, c.q_dim(), dtype, rng);
+        in_qkv = SyntheticMatrix(channels, D, dtype, rng), in_z = SyntheticMatrix(vd, D, dtype, rng);
+        in_beta = SyntheticMatrix(nv, D, dtype, rng), in_alpha = SyntheticMatrix(nv, D, dtype, rng);
+        out = SyntheticMatrix(D, vd, dtype, rng);
+        ones.assign(256, 1.0f), zeros.assign(nv, 0.0f), decay.assign(nv, -0.5f), conv.assign(channels * 4, 0.25f);
+    }
+    AttentionWeights attention() const {
+        return {wq.view(), wk.view(), wv.view(), wo.view(), {}, {}, {}, {ones.data(), 256}, {ones.data(), 256}};
+    }
+    DeltaNetWeights deltanet() const {
+        const std::size_t nv = config.deltanet.n_value_heads;
+        return {in_qkv.view(), in_z.view(), in_beta.view(), in_alpha.view(), conv,
+                {zeros.data(), nv}, {decay.data(), nv}, {ones.data(), 128}, out.view()};
+    }
+    std::size_t attention_bytes() const { return wq.view().bytes() + wk.view().bytes() + wv.view().bytes() + wo.view().bytes(); }
+    std::size_t deltanet_bytes() const {
+        return in_qkv.view().bytes() + in_z.view().bytes() + in_beta.view().bytes() + in_alpha.view().bytes() + out.view().bytes();
+    }
 };
 
 }  // namespace moelab
