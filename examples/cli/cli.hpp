@@ -149,5 +149,6 @@ int cmd_logits(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
 
 }  // namespace moelab::cli

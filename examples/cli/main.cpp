@@ -28,6 +28,8 @@ const char* kUsage =
     "  run --model M --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "      [--repeat-penalty R] [--seed S] [--chat] [--system TEXT] [--stop STR] [--ctx N]\n"
     "                                    generate text, streamed; speeds and expert usage on stderr\n"
+    "  synth --out FILE [--arch qwen3|qwen3moe] [--d-model D] [--layers L] [--dtype bf16] ...\n"
+    "                                    write a synthetic GGUF model (for side-by-side speed runs)\n"
     "\n"
     "common options: --backend scalar|highway|xsimd, -t N (threads)\n"
     "MODEL is a .gguf file or a Hugging Face folder (config.json + *.safetensors).\n";
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
         if (command == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
         if (command == "run") return cmd_run(argc - 2, argv + 2);
         if (command == "bench") return cmd_bench(argc - 2, argv + 2);
+        if (command == "synth") return cmd_synth(argc - 2, argv + 2);
         if (command == "--version") {
             std::puts("moelab " MOELAB_VERSION_STRING);
             return 0;

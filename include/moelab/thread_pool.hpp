@@ -10,15 +10,20 @@
 // its own output (e.g. a range of matrix rows), so output is bitwise identical
 // for any thread count.
 //
-// Cost: one wake-up and one join per call. Workers spin briefly before they
-// sleep, because a decode step issues hundreds of small parallel_for calls
-// back to back and a futex wake-up costs several microseconds each.
+// The caller waits for the *tasks*, never for the workers: a worker that the
+// OS has descheduled (a loaded machine) simply finds every task taken when it
+// wakes up, instead of stalling the call by a whole scheduler time slice.
+// Tasks are claimed from one 64-bit counter that packs (job generation, next
+// task index), so a late worker cannot claim a task of a newer job with an
+// old job's function. Workers spin briefly before they sleep, because a
+// decode step issues hundreds of small parallel_for calls back to back.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -41,7 +46,7 @@ public:
         {
             std::lock_guard lock(mutex_);
             stopping_ = true;
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         for (auto& t : workers_) t.join();
@@ -58,19 +63,21 @@ public:
             return;
         }
         std::function<void(std::size_t)> job = std::ref(f);
+        std::uint32_t gen;
         {
             std::lock_guard lock(mutex_);
+            gen = static_cast<std::uint32_t>(generation_.load(std::memory_order_relaxed) + 1);
             job_ = &job;
-            n_tasks_ = n_tasks;
-            next_task_.store(0, std::memory_order_relaxed);
-            busy_workers_.store(workers_.size(), std::memory_order_relaxed);
+            n_tasks_.store(n_tasks, std::memory_order_relaxed);
+            done_.store(0, std::memory_order_relaxed);
             error_ = nullptr;
-            generation_.fetch_add(1, std::memory_order_release);
+            claim_.store(static_cast<std::uint64_t>(gen) << 32, std::memory_order_release);
+            generation_.store(gen, std::memory_order_release);
         }
         wake_.notify_all();
-        run_tasks();
-        // Wait for the workers to leave this job before `job` goes out of scope.
-        while (busy_workers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+        run_tasks(gen);
+        // Wait until every task has finished (not until every worker woke).
+        while (done_.load(std::memory_order_acquire) != n_tasks) std::this_thread::yield();
         if (error_) std::rethrow_exception(error_);
     }
 
@@ -89,45 +96,52 @@ public:
     }
 
 private:
-    void run_tasks() {
+    // Claims and runs tasks of job `gen` until none is left.
+    void run_tasks(std::uint32_t gen) {
         for (;;) {
-            const std::size_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-            if (task >= n_tasks_) return;
+            std::uint64_t c = claim_.load(std::memory_order_acquire);
+            std::size_t task;
+            do {
+                task = static_cast<std::size_t>(c & 0xFFFFFFFFu);
+                if ((c >> 32) != gen || task >= n_tasks_.load(std::memory_order_relaxed)) return;
+            } while (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire));
+            // A successful claim means this job is unfinished, so the caller is
+            // still waiting in parallel_for and job_ is valid.
             try {
                 (*job_)(task);
             } catch (...) {
                 std::lock_guard lock(mutex_);
                 if (!error_) error_ = std::current_exception();
             }
+            done_.fetch_add(1, std::memory_order_release);
         }
     }
 
     void work_loop() {
-        std::size_t seen = 0;
+        std::uint32_t seen = 0;
         for (;;) {
-            // Spin a little (cheap when jobs come back to back), then sleep.
-            for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
+            for (int spin = 0; spin < 4000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
                 std::this_thread::yield();
+            std::uint32_t gen;
             {
                 std::unique_lock lock(mutex_);
                 wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-                seen = generation_.load(std::memory_order_acquire);
                 if (stopping_) return;
+                gen = seen = generation_.load(std::memory_order_acquire);
             }
-            run_tasks();
-            busy_workers_.fetch_sub(1, std::memory_order_acq_rel);
+            run_tasks(gen);
         }
     }
 
     std::vector<std::thread> workers_;
     std::mutex mutex_;
     std::condition_variable wake_;
-    std::atomic<std::size_t> generation_{0};
+    std::atomic<std::uint32_t> generation_{0};
+    std::atomic<std::uint64_t> claim_{0};  // (generation << 32) | next task index
+    std::atomic<std::size_t> done_{0};
     bool stopping_ = false;
     std::function<void(std::size_t)>* job_ = nullptr;
-    std::size_t n_tasks_ = 0;
-    std::atomic<std::size_t> next_task_{0};
-    std::atomic<std::size_t> busy_workers_{0};
+    std::atomic<std::size_t> n_tasks_{0};  // atomic: a late worker may read it while the next job is set up
     std::exception_ptr error_;
 };
 
