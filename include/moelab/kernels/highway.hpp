@@ -2,7 +2,8 @@
 // moelab/kernels/highway.hpp — the Google Highway backend: every kernel of the
 // contract (kernels/backend.hpp) for the tag moelab::backend::highway.
 //
-// Depends on: moelab/kernels/backend.hpp, moelab/dtype.hpp, Highway 1.0.x
+// Depends on: moelab/kernels/backend.hpp, moelab/dtype.hpp, moelab/tensor.hpp
+//             (FloatBuffer: 64-byte aligned scratch), Highway 1.0.x
 //             (hwy/highway.h, hwy/contrib/math/math-inl.h), the standard library.
 //
 // Static dispatch: the code is compiled once, for the best target the compiler
@@ -51,6 +52,7 @@
 
 #include "moelab/dtype.hpp"
 #include "moelab/kernels/backend.hpp"
+#include "moelab/tensor.hpp"
 
 // The Highway skeleton. HWY_BEFORE_NAMESPACE() switches the compiler to the
 // static target's instruction set (a `#pragma GCC target` region), and
@@ -173,36 +175,37 @@ HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t co
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
 }
 
-// Compute-bound. For each chunk of kChunkRows weight rows (f16/bf16: widened
-// to f32 once, into `panel`), sweep all tokens kTileTokens at a time; each
-// sweep runs register tiles of kTileRows x kTileTokens accumulators over the
-// whole row, kTileRows + kTileTokens loads per kTileRows * kTileTokens FMAs.
-// The chunk stays in L2 while the tokens stream past it. (Blocking the
-// columns as well measured slower here; docs/kernels.md.)
+// Compute-bound. x is copied once, and each chunk of kChunkRows weight rows
+// is copied (f32) or widened (f16/bf16) once, into 64-byte aligned buffers
+// whose rows are zero-padded to whole vectors: unaligned 64-byte loads
+// straddle two cache lines, and the register tile ran at half speed on them.
+// (The zero padding does exactly what product_tile's tail does, so results
+// are unchanged.) Then all tokens sweep past the chunk, kTileTokens at a
+// time, in register tiles of kTileRows x kTileTokens accumulators: kTileRows +
+// kTileTokens loads per kTileRows * kTileTokens FMAs. The chunk stays in L2.
+// (Blocking the columns too measured slower here; docs/kernels.md.)
 template <class T>
 inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
                    const float* HWY_RESTRICT x, std::size_t n_tokens, float* HWY_RESTRICT y,
                    std::size_t y_stride) {
-    std::vector<float> panel;  // (kChunkRows, cols) widened weights; f16/bf16 only
+    const std::size_t N = hn::Lanes(DF());
+    const std::size_t stride = (cols + N - 1) / N * N;
+    FloatBuffer xs(n_tokens * stride);  // (n_tokens, stride), zero-padded
+    for (std::size_t t = 0; t < n_tokens; ++t) std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
+    FloatBuffer panel(std::min(rows, kChunkRows) * stride);  // (chunk, stride), zero-padded
     for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
-        const float* wf;
-        if constexpr (std::is_same_v<T, float>) {
-            wf = w + r0 * cols;
-        } else {
-            panel.resize(chunk * cols);
-            for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * cols);
-            wf = panel.data();
-        }
+        for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * stride);
         for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
             with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
                 constexpr std::size_t kTokens = decltype(tokens)::value;
-                const float* xt = x + t0 * cols;
+                const float* xt = xs.data() + t0 * stride;
                 float* yt = y + t0 * y_stride + r0;
                 std::size_t r = 0;
                 for (; r + kTileRows <= chunk; r += kTileRows)
-                    product_tile<kTileRows, kTokens>(wf + r * cols, cols, xt, cols, cols, yt + r, y_stride);
-                for (; r < chunk; ++r) product_tile<1, kTokens>(wf + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+                    product_tile<kTileRows, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                for (; r < chunk; ++r)
+                    product_tile<1, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
             });
         }
     }
