@@ -62,6 +62,7 @@ inline constexpr std::size_t kMatvecRows = 8;
 inline constexpr std::size_t kTileRows = N >= 16 ? 4 : 3;    // AVX-512: 32 registers;
 inline constexpr std::size_t kTileTokens = N >= 16 ? 6 : 4;  // AVX2/SSE: 16
 inline constexpr std::size_t kChunkRows = 64;
+inline constexpr std::size_t kPrefetchBytes = 512;
 
 // ---------------------------------------------------------------------------
 // Weights. A *step* is the number of weights one iteration consumes: N for
@@ -71,18 +72,20 @@ template <class T>
 inline constexpr std::size_t kStep = std::is_same_v<T, float> ? N : 2 * N;
 
 // An f16 in the top 16 bits of each lane (low 16 bits zero) -> f32, exactly.
-// Shifting exponent and mantissa right by 3 lines them up with the f32
-// fields, which reads the f16 exponent with bias 127 instead of 15; the
-// multiplication by 2^112 fixes the bias exactly (f16 subnormals become f32
-// subnormals first, then normal numbers: no bit is lost). Exponent 31
-// (inf/NaN) must stay inf/NaN, so there the f32 exponent is set to 255.
+// An arithmetic shift right by 3 lines the f16 exponent and mantissa up with
+// the f32 fields (the sign, copied into bits 31..28, is masked back to bit 31
+// alone). That reads the f16 exponent with bias 127 instead of 15; the
+// multiplication by 2^112 fixes the bias exactly (f16 subnormals are f32
+// subnormals at that point and become normal numbers: no bit is lost).
+// Exponent 31 (inf/NaN) must stay inf/NaN: there the f32 exponent is set to
+// 255 instead, keeping the mantissa (the NaN payload). 7 integer/float ops
+// per vector; this, not memory, bounds f16 matvec (docs/kernels.md).
 inline batch f16_top_to_f32(ubatch h) {
-    const ubatch sign = h & ubatch(0x80000000u);
-    const ubatch magnitude = (h & ubatch(0x7FFF0000u)) >> 3;
-    const batch scaled = ::xsimd::bitwise_cast<batch>(magnitude) * batch(0x1p112f);
+    const ibatch bits = (::xsimd::bitwise_cast<ibatch>(h) >> 3) & ibatch(static_cast<std::int32_t>(0x8FFFE000u));
+    const batch scaled = ::xsimd::bitwise_cast<batch>(bits) * batch(0x1p112f);
     const auto inf_or_nan = (h & ubatch(0x7C000000u)) == ubatch(0x7C000000u);
-    const ubatch bits = ::xsimd::select(inf_or_nan, magnitude | ubatch(0x7F800000u), ::xsimd::bitwise_cast<ubatch>(scaled));
-    return ::xsimd::bitwise_cast<batch>(bits | sign);
+    const ubatch special = ::xsimd::bitwise_cast<ubatch>(bits | ibatch(0x7F800000));
+    return ::xsimd::bitwise_cast<batch>(::xsimd::select(inf_or_nan, special, ::xsimd::bitwise_cast<ubatch>(scaled)));
 }
 
 // One step of weights as f32 vectors, in the order x' expects.
@@ -188,6 +191,11 @@ inline void product_tile(const T* w, std::size_t w_stride, const float* x, std::
         const T* w_rows[kRows];
         const float* x_rows[kTokens];
         for (std::size_t r = 0; r < kRows; ++r) w_rows[r] = w + r * w_stride + i;
+        // One token = matvec, streaming from DRAM: ask for the weights
+        // kPrefetchBytes ahead (as in highway.hpp; GCC/Clang builtin).
+        if constexpr (kTokens == 1)
+            if (i + kPrefetchBytes / sizeof(T) < cols)
+                for (std::size_t r = 0; r < kRows; ++r) __builtin_prefetch(w_rows[r] + kPrefetchBytes / sizeof(T));
         for (std::size_t t = 0; t < kTokens; ++t) x_rows[t] = x + t * x_stride + i;
         step(w_rows, x_rows);
     }
