@@ -12,7 +12,7 @@
 //   frac_peak = FLOP per second / peak FLOP/s                    (prefill: matmul)
 // Shapes: matvec 2048x2048 (16 MiB in f32: fits a 32 MiB L3, so frac_bw may
 // exceed 1), 2048x6144 and 8192x8192 (256 MiB: DRAM); matmul 2048x2048 at 64
-// and 512 tokens. Defaults: --benchmark_repetitions=5
+// and 512 tokens (scalar: 64 only). Defaults: --benchmark_repetitions=5
 // --benchmark_report_aggregates_only=true, so medians are reported; a summary
 // table (markdown) with fractions and backend ratios closes the run.
 #include <benchmark/benchmark.h>
@@ -126,20 +126,38 @@ void register_matmul(std::size_t rows, std::size_t cols, std::size_t tokens, con
     })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
-template <class B>
-void register_backend(const Ceilings& c) {
+// Every (dtype, shape) runs all backends back to back, so that the ratios
+// between backends come from measurements minutes apart at most (the machine
+// is shared). Scalar skips matmul at 512 tokens (6 s per call for f16).
+template <class... Backends>
+void register_all(const Ceilings& c) {
     auto for_each_dtype = [&](auto f) {
         f(static_cast<float*>(nullptr));
         f(static_cast<f16*>(nullptr));
         f(static_cast<bf16*>(nullptr));
     };
     for_each_dtype([&]<class W>(W*) {
-        register_matvec<B, W>(2048, 2048, c);
-        register_matvec<B, W>(2048, 6144, c);
-        register_matvec<B, W>(8192, 8192, c);
-        register_matmul<B, W>(2048, 2048, 64, c);
-        register_matmul<B, W>(2048, 2048, 512, c);
+        for (auto [rows, cols] : {std::pair<std::size_t, std::size_t>{2048, 2048}, {2048, 6144}, {8192, 8192}})
+            (register_matvec<Backends, W>(rows, cols, c), ...);
+        for (std::size_t tokens : {64, 512}) {
+            auto one = [&]<class B>(B) {
+                if (!(std::is_same_v<B, backend::scalar> && tokens > 64)) register_matmul<B, W>(2048, 2048, tokens, c);
+            };
+            (one(Backends{}), ...);
+        }
     });
+}
+
+// All backends this build provides.
+void register_everything(const Ceilings& c) {
+    register_all<backend::scalar
+#if MOELAB_HAVE_HIGHWAY
+                 , backend::highway
+#endif
+#if MOELAB_HAVE_XSIMD
+                 , backend::xsimd
+#endif
+                 >(c);
 }
 
 // The console output, plus a markdown summary of the medians at the end.
@@ -232,9 +250,10 @@ int main(int argc, char** argv) {
     // Medians over repetitions unless the user chose otherwise.
     std::vector<char*> args(argv, argv + argc);
     std::string repetitions = "--benchmark_repetitions=5", aggregates = "--benchmark_report_aggregates_only=true";
-    bool has_repetitions = false, has_aggregates = false;
+    bool has_repetitions = false, has_aggregates = false, listing = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
+        listing |= a.starts_with("--benchmark_list_tests");
         has_repetitions |= a.starts_with("--benchmark_repetitions");
         has_aggregates |= a.starts_with("--benchmark_report_aggregates_only") || a.starts_with("--benchmark_display_aggregates_only");
     }
@@ -243,6 +262,12 @@ int main(int argc, char** argv) {
     int n_args = static_cast<int>(args.size());
     benchmark::Initialize(&n_args, args.data());
     if (benchmark::ReportUnrecognizedArguments(n_args, args.data())) return 1;
+
+    if (listing) {  // names only: no need to measure the machine
+        register_everything(Ceilings{1, 1});
+        benchmark::RunSpecifiedBenchmarks();
+        return 0;
+    }
 
     ThreadPool one(1), all(0);
     std::printf("Machine ceilings (moelab/roofline.hpp, median of 5; read = 1 GiB streamed by dot):\n");
@@ -275,13 +300,7 @@ int main(int argc, char** argv) {
                 ceilings.read_bytes_per_s / 1e9, ceilings.flop_per_s / 1e9);
     std::fflush(stdout);
 
-    register_backend<backend::scalar>(ceilings);
-#if MOELAB_HAVE_HIGHWAY
-    register_backend<backend::highway>(ceilings);
-#endif
-#if MOELAB_HAVE_XSIMD
-    register_backend<backend::xsimd>(ceilings);
-#endif
+    register_everything(ceilings);
     SummaryReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();

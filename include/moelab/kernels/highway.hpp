@@ -19,13 +19,15 @@
 //     and matmul all run it, so every (row, token) dot product is accumulated
 //     in exactly the same order in every code path: the contract's
 //     determinism rule holds by construction.
-//   * matvec streams kMatvecRows rows at once, sharing each x load; the rows
-//     are the independent accumulator chains that hide FMA latency.
-//   * matmul widens a chunk of weight rows to f32 once (f16/bf16) and sweeps
-//     a register tile of kTileRows x kTileTokens accumulators over it.
-//   * Weight types enter in one place, load_weights()/widen_row(): a new
-//     storage type is one more overload there (quantized blocks will instead
-//     add their own fused dot/matvec overloads next to the plain ones).
+//   * matvec (decode, memory-bound) streams kMatvecRows rows at once, sharing
+//     each x load, prefetching each row kPrefetchBytes ahead; the rows are the
+//     independent accumulator chains that hide FMA latency.
+//   * matmul (prefill, compute-bound) copies x and each chunk of weight rows,
+//     widened to f32, into 64-byte aligned buffers once, and sweeps register
+//     tiles of kTileRows x kTileTokens accumulators over them.
+//   * Weight types enter in two places, load_weights() and widen_row(): a
+//     new storage type is one more overload of each (a quantized block type
+//     may instead bring its own fused dequantise-and-dot tile).
 #pragma once
 
 // Highway 1.0.3 refuses to compile under -march=native ("best baseline should
