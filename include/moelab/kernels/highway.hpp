@@ -88,10 +88,24 @@ inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch
 // ---------------------------------------------------------------------------
 HWY_INLINE VF load_weights(DF df, const float* HWY_RESTRICT w) { return hn::LoadU(df, w); }
 
-// f16 -> f32 is vcvtph2ps on x86 (exact, subnormals included).
+// f16 -> f32 is vcvtph2ps on x86 from AVX2 on and fcvtl on Arm A64: exact,
+// subnormals included. Highway 1.0.3 emulates it elsewhere (SSSE3, SSE4,
+// scalar...) and the emulation turns inf/NaN (exponent 31) into finite
+// values in [65536, 131072). No finite f16 is that large (max 65504), so
+// there those lanes get the f32 exponent 255 back, keeping sign and payload.
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)) || HWY_ARCH_ARM_A64
+inline constexpr bool kExactF16Promote = true;
+#else
+inline constexpr bool kExactF16Promote = false;
+#endif
+
 HWY_INLINE VF load_weights(DF df, const f16* HWY_RESTRICT w) {
     const hn::Rebind<hwy::float16_t, DF> dh;
-    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(w)));
+    const VF v = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(w)));
+    if constexpr (kExactF16Promote) return v;
+    const hn::RebindToUnsigned<DF> du;
+    const VF inf_or_nan = hn::BitCast(df, hn::Or(hn::BitCast(du, v), hn::Set(du, 0x7F800000u)));
+    return hn::IfThenElse(hn::Ge(hn::Abs(v), hn::Set(df, 65536.0f)), inf_or_nan, v);
 }
 
 // bf16 -> f32 is a zero-extension and a 16-bit shift (bf16 is the top half of an f32).
@@ -429,6 +443,14 @@ inline void rope(float* x, std::size_t rot_dims, RopeStyle style, const float* c
         std::copy(pb, pb + rest, hi + i);
         return;
     }
+#if HWY_TARGET == HWY_SCALAR
+    // One-lane vectors cannot hold a plane: plain loops, the same arithmetic.
+    for (std::size_t i = 0; i < n_planes; ++i) {
+        const float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = std::fma(-b, sin[i], a * cos[i]);
+        x[2 * i + 1] = std::fma(a, sin[i], b * cos[i]);
+    }
+#else
     // interleaved: vectors of N floats = N/2 planes.
     const hn::RebindToSigned<DF> di;
     HWY_ALIGN std::int32_t dup[hn::MaxLanes(di)];
@@ -450,6 +472,7 @@ inline void rope(float* x, std::size_t rot_dims, RopeStyle style, const float* c
         hn::Store(hn::MulAdd(ba, signed_s, hn::Mul(ab, cc)), df, v);
         std::copy(v, v + count, x + i);
     }
+#endif
 }
 
 // A register-only loop of kChains independent FMA chains; returns the

@@ -77,15 +77,16 @@ inline constexpr std::size_t kStep = std::is_same_v<T, float> ? N : 2 * N;
 // alone). That reads the f16 exponent with bias 127 instead of 15; the
 // multiplication by 2^112 fixes the bias exactly (f16 subnormals are f32
 // subnormals at that point and become normal numbers: no bit is lost).
-// Exponent 31 (inf/NaN) must stay inf/NaN: there the f32 exponent is set to
-// 255 instead, keeping the mantissa (the NaN payload). 7 integer/float ops
-// per vector; this, not memory, bounds f16 matvec (docs/kernels.md).
+// Exponent 31 (inf/NaN) comes out as a finite |value| in [65536, 131072),
+// which no finite f16 reaches (max 65504): there the f32 exponent is set to
+// 255 instead, keeping sign and mantissa (the NaN payload). 7 vector ops;
+// this, not memory, bounds f16 matvec (docs/kernels.md). (The select is on
+// float batches: xsimd 8.1's integer select does not compile at -O0.)
 inline batch f16_top_to_f32(ubatch h) {
     const ibatch bits = (::xsimd::bitwise_cast<ibatch>(h) >> 3) & ibatch(static_cast<std::int32_t>(0x8FFFE000u));
     const batch scaled = ::xsimd::bitwise_cast<batch>(bits) * batch(0x1p112f);
-    const auto inf_or_nan = (h & ubatch(0x7C000000u)) == ubatch(0x7C000000u);
-    const ubatch special = ::xsimd::bitwise_cast<ubatch>(bits | ibatch(0x7F800000));
-    return ::xsimd::bitwise_cast<batch>(::xsimd::select(inf_or_nan, special, ::xsimd::bitwise_cast<ubatch>(scaled)));
+    const batch special = ::xsimd::bitwise_cast<batch>(bits | ibatch(0x7F800000));
+    return ::xsimd::select(::xsimd::abs(scaled) >= batch(65536.0f), special, scaled);
 }
 
 // One step of weights as f32 vectors, in the order x' expects.
