@@ -81,7 +81,7 @@ CeilingMeasurement measure_read_bandwidth(Backend backend, ThreadPool& pool,
                                           std::size_t bytes = std::size_t{1} << 30, int repetitions = 5) {
     const std::size_t n_threads = pool.size();
     const std::size_t n = bytes / sizeof(float);
-    const std::size_t part = (n / n_threads) / 64 * 64;  // whole cache lines per thread
+    const std::size_t part = std::max<std::size_t>(64, (n / n_threads) / 64 * 64);  // whole 256-byte blocks per thread
     auto buffer = std::make_unique_for_overwrite<float[]>(n_threads * part);
     // First touch from the pool: pages are mapped before timing starts, and
     // on NUMA machines they land near the threads that read them.

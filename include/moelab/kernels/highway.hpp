@@ -2,8 +2,10 @@
 // moelab/kernels/highway.hpp — the Google Highway backend: every kernel of the
 // contract (kernels/backend.hpp) for the tag moelab::backend::highway.
 //
-// Depends on: moelab/kernels/backend.hpp, moelab/dtype.hpp, Highway 1.0.x
-//             (hwy/highway.h, hwy/contrib/math/math-inl.h), the standard library.
+// Depends on: moelab/kernels/backend.hpp, moelab/dtype.hpp, moelab/tensor.hpp
+//             (FloatBuffer: 64-byte aligned scratch), Highway 1.0.x
+//             (hwy/highway.h, hwy/cache_control.h, hwy/contrib/math/math-inl.h),
+//             the standard library.
 //
 // Static dispatch: the code is compiled once, for the best target the compiler
 // flags allow (AVX3_DL = AVX-512 with VNNI/BF16 under -march=native on the
@@ -17,13 +19,15 @@
 //     and matmul all run it, so every (row, token) dot product is accumulated
 //     in exactly the same order in every code path: the contract's
 //     determinism rule holds by construction.
-//   * matvec streams kMatvecRows rows at once, sharing each x load; the rows
-//     are the independent accumulator chains that hide FMA latency.
-//   * matmul widens a chunk of weight rows to f32 once (f16/bf16) and sweeps
-//     a register tile of kTileRows x kTileTokens accumulators over it.
-//   * Weight types enter in one place, load_weights()/widen_row(): a new
-//     storage type is one more overload there (quantized blocks will instead
-//     add their own fused dot/matvec overloads next to the plain ones).
+//   * matvec (decode, memory-bound) streams kMatvecRows rows at once, sharing
+//     each x load, prefetching each row kPrefetchBytes ahead; the rows are the
+//     independent accumulator chains that hide FMA latency.
+//   * matmul (prefill, compute-bound) copies x and each chunk of weight rows,
+//     widened to f32, into 64-byte aligned buffers once, and sweeps register
+//     tiles of kTileRows x kTileTokens accumulators over them.
+//   * Weight types enter in two places, load_weights() and widen_row(): a
+//     new storage type is one more overload of each (a quantized block type
+//     may instead bring its own fused dequantise-and-dot tile).
 #pragma once
 
 // Highway 1.0.3 refuses to compile under -march=native ("best baseline should
@@ -37,6 +41,7 @@
 #endif
 
 #include <hwy/highway.h>
+#include <hwy/cache_control.h>
 #include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
@@ -51,6 +56,7 @@
 
 #include "moelab/dtype.hpp"
 #include "moelab/kernels/backend.hpp"
+#include "moelab/tensor.hpp"
 
 // The Highway skeleton. HWY_BEFORE_NAMESPACE() switches the compiler to the
 // static target's instruction set (a `#pragma GCC target` region), and
@@ -75,16 +81,31 @@ inline constexpr std::size_t kMatvecRows = 8;
 inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
 inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
 inline constexpr std::size_t kChunkRows = 64;  // weight rows kept in L2 while all tokens stream past
+inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
 
 // ---------------------------------------------------------------------------
 // Weights: one vector of Lanes(df) weights, widened exactly to f32.
 // ---------------------------------------------------------------------------
 HWY_INLINE VF load_weights(DF df, const float* HWY_RESTRICT w) { return hn::LoadU(df, w); }
 
-// f16 -> f32 is vcvtph2ps on x86 (exact, subnormals included).
+// f16 -> f32 is vcvtph2ps on x86 from AVX2 on and fcvtl on Arm A64: exact,
+// subnormals included. Highway 1.0.3 emulates it elsewhere (SSSE3, SSE4,
+// scalar...) and the emulation turns inf/NaN (exponent 31) into finite
+// values in [65536, 131072). No finite f16 is that large (max 65504), so
+// there those lanes get the f32 exponent 255 back, keeping sign and payload.
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)) || HWY_ARCH_ARM_A64
+inline constexpr bool kExactF16Promote = true;
+#else
+inline constexpr bool kExactF16Promote = false;
+#endif
+
 HWY_INLINE VF load_weights(DF df, const f16* HWY_RESTRICT w) {
     const hn::Rebind<hwy::float16_t, DF> dh;
-    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(w)));
+    const VF v = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(w)));
+    if constexpr (kExactF16Promote) return v;
+    const hn::RebindToUnsigned<DF> du;
+    const VF inf_or_nan = hn::BitCast(df, hn::Or(hn::BitCast(du, v), hn::Set(du, 0x7F800000u)));
+    return hn::IfThenElse(hn::Ge(hn::Abs(v), hn::Set(df, 65536.0f)), inf_or_nan, v);
 }
 
 // bf16 -> f32 is a zero-extension and a 16-bit shift (bf16 is the top half of an f32).
@@ -134,6 +155,12 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
 
     std::size_t i = 0;
     for (; i + N <= cols; i += N) {
+        // One token = matvec, streaming from DRAM: ask for the weights
+        // kPrefetchBytes ahead, once per 64-byte line (+10-20% on 8192x8192,
+        // docs/kernels.md).
+        if constexpr (kTokens == 1)
+            if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
+                for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
         VF xv[kTokens];
         for (std::size_t t = 0; t < kTokens; ++t) xv[t] = hn::LoadU(df, x + t * x_stride + i);
         for (std::size_t r = 0; r < kRows; ++r) {
@@ -173,36 +200,37 @@ HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t co
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
 }
 
-// Compute-bound. For each chunk of kChunkRows weight rows (f16/bf16: widened
-// to f32 once, into `panel`), sweep all tokens kTileTokens at a time; each
-// sweep runs register tiles of kTileRows x kTileTokens accumulators over the
-// whole row, kTileRows + kTileTokens loads per kTileRows * kTileTokens FMAs.
-// The chunk stays in L2 while the tokens stream past it. (Blocking the
-// columns as well measured slower here; docs/kernels.md.)
+// Compute-bound. x is copied once, and each chunk of kChunkRows weight rows
+// is copied (f32) or widened (f16/bf16) once, into 64-byte aligned buffers
+// whose rows are zero-padded to whole vectors: unaligned 64-byte loads
+// straddle two cache lines, and the register tile ran at half speed on them.
+// (The zero padding does exactly what product_tile's tail does, so results
+// are unchanged.) Then all tokens sweep past the chunk, kTileTokens at a
+// time, in register tiles of kTileRows x kTileTokens accumulators: kTileRows +
+// kTileTokens loads per kTileRows * kTileTokens FMAs. The chunk stays in L2.
+// (Blocking the columns too measured slower here; docs/kernels.md.)
 template <class T>
 inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
                    const float* HWY_RESTRICT x, std::size_t n_tokens, float* HWY_RESTRICT y,
                    std::size_t y_stride) {
-    std::vector<float> panel;  // (kChunkRows, cols) widened weights; f16/bf16 only
+    const std::size_t N = hn::Lanes(DF());
+    const std::size_t stride = (cols + N - 1) / N * N;
+    FloatBuffer xs(n_tokens * stride);  // (n_tokens, stride), zero-padded
+    for (std::size_t t = 0; t < n_tokens; ++t) std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
+    FloatBuffer panel(std::min(rows, kChunkRows) * stride);  // (chunk, stride), zero-padded
     for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
-        const float* wf;
-        if constexpr (std::is_same_v<T, float>) {
-            wf = w + r0 * cols;
-        } else {
-            panel.resize(chunk * cols);
-            for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * cols);
-            wf = panel.data();
-        }
+        for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * stride);
         for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
             with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
                 constexpr std::size_t kTokens = decltype(tokens)::value;
-                const float* xt = x + t0 * cols;
+                const float* xt = xs.data() + t0 * stride;
                 float* yt = y + t0 * y_stride + r0;
                 std::size_t r = 0;
                 for (; r + kTileRows <= chunk; r += kTileRows)
-                    product_tile<kTileRows, kTokens>(wf + r * cols, cols, xt, cols, cols, yt + r, y_stride);
-                for (; r < chunk; ++r) product_tile<1, kTokens>(wf + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+                    product_tile<kTileRows, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                for (; r < chunk; ++r)
+                    product_tile<1, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
             });
         }
     }
@@ -415,6 +443,14 @@ inline void rope(float* x, std::size_t rot_dims, RopeStyle style, const float* c
         std::copy(pb, pb + rest, hi + i);
         return;
     }
+#if HWY_TARGET == HWY_SCALAR
+    // One-lane vectors cannot hold a plane: plain loops, the same arithmetic.
+    for (std::size_t i = 0; i < n_planes; ++i) {
+        const float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = std::fma(-b, sin[i], a * cos[i]);
+        x[2 * i + 1] = std::fma(a, sin[i], b * cos[i]);
+    }
+#else
     // interleaved: vectors of N floats = N/2 planes.
     const hn::RebindToSigned<DF> di;
     HWY_ALIGN std::int32_t dup[hn::MaxLanes(di)];
@@ -436,6 +472,7 @@ inline void rope(float* x, std::size_t rot_dims, RopeStyle style, const float* c
         hn::Store(hn::MulAdd(ba, signed_s, hn::Mul(ab, cc)), df, v);
         std::copy(v, v + count, x + i);
     }
+#endif
 }
 
 // A register-only loop of kChains independent FMA chains; returns the

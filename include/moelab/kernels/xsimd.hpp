@@ -2,7 +2,8 @@
 // moelab/kernels/xsimd.hpp — the xsimd backend: every kernel of the contract
 // (kernels/backend.hpp) for the tag moelab::backend::xsimd.
 //
-// Depends on: moelab/kernels/backend.hpp, moelab/dtype.hpp, xsimd 8.x
+// Depends on: moelab/kernels/backend.hpp, moelab/dtype.hpp, moelab/tensor.hpp
+//             (FloatBuffer: 64-byte aligned scratch), xsimd 8.x
 //             (<xsimd/xsimd.hpp>; 8.1 API: xsimd::hadd, no reduce_add), the
 //             standard library.
 //
@@ -46,6 +47,7 @@
 
 #include "moelab/dtype.hpp"
 #include "moelab/kernels/backend.hpp"
+#include "moelab/tensor.hpp"
 
 namespace moelab::detail::xsimd_kernels {
 
@@ -60,6 +62,7 @@ inline constexpr std::size_t kMatvecRows = 8;
 inline constexpr std::size_t kTileRows = N >= 16 ? 4 : 3;    // AVX-512: 32 registers;
 inline constexpr std::size_t kTileTokens = N >= 16 ? 6 : 4;  // AVX2/SSE: 16
 inline constexpr std::size_t kChunkRows = 64;
+inline constexpr std::size_t kPrefetchBytes = 512;
 
 // ---------------------------------------------------------------------------
 // Weights. A *step* is the number of weights one iteration consumes: N for
@@ -69,18 +72,21 @@ template <class T>
 inline constexpr std::size_t kStep = std::is_same_v<T, float> ? N : 2 * N;
 
 // An f16 in the top 16 bits of each lane (low 16 bits zero) -> f32, exactly.
-// Shifting exponent and mantissa right by 3 lines them up with the f32
-// fields, which reads the f16 exponent with bias 127 instead of 15; the
-// multiplication by 2^112 fixes the bias exactly (f16 subnormals become f32
-// subnormals first, then normal numbers: no bit is lost). Exponent 31
-// (inf/NaN) must stay inf/NaN, so there the f32 exponent is set to 255.
+// An arithmetic shift right by 3 lines the f16 exponent and mantissa up with
+// the f32 fields (the sign, copied into bits 31..28, is masked back to bit 31
+// alone). That reads the f16 exponent with bias 127 instead of 15; the
+// multiplication by 2^112 fixes the bias exactly (f16 subnormals are f32
+// subnormals at that point and become normal numbers: no bit is lost).
+// Exponent 31 (inf/NaN) comes out as a finite |value| in [65536, 131072),
+// which no finite f16 reaches (max 65504): there the f32 exponent is set to
+// 255 instead, keeping sign and mantissa (the NaN payload). 7 vector ops;
+// this, not memory, bounds f16 matvec (docs/kernels.md). (The select is on
+// float batches: xsimd 8.1's integer select does not compile at -O0.)
 inline batch f16_top_to_f32(ubatch h) {
-    const ubatch sign = h & ubatch(0x80000000u);
-    const ubatch magnitude = (h & ubatch(0x7FFF0000u)) >> 3;
-    const batch scaled = ::xsimd::bitwise_cast<batch>(magnitude) * batch(0x1p112f);
-    const auto inf_or_nan = (h & ubatch(0x7C000000u)) == ubatch(0x7C000000u);
-    const ubatch bits = ::xsimd::select(inf_or_nan, magnitude | ubatch(0x7F800000u), ::xsimd::bitwise_cast<ubatch>(scaled));
-    return ::xsimd::bitwise_cast<batch>(bits | sign);
+    const ibatch bits = (::xsimd::bitwise_cast<ibatch>(h) >> 3) & ibatch(static_cast<std::int32_t>(0x8FFFE000u));
+    const batch scaled = ::xsimd::bitwise_cast<batch>(bits) * batch(0x1p112f);
+    const batch special = ::xsimd::bitwise_cast<batch>(bits | ibatch(0x7F800000));
+    return ::xsimd::select(::xsimd::abs(scaled) >= batch(65536.0f), special, scaled);
 }
 
 // One step of weights as f32 vectors, in the order x' expects.
@@ -104,16 +110,25 @@ std::size_t padded_cols(std::size_t cols) {
     return (cols + kStep<T> - 1) / kStep<T> * kStep<T>;
 }
 
-// x' for f16/bf16 weights: each row of x (n_rows, cols) de-interleaved per
-// step and zero-padded to padded_cols<T>(cols).   x': (n_rows, padded_cols)
-inline std::vector<float> split_pairs(const float* x, std::size_t n_rows, std::size_t cols) {
-    const std::size_t padded = padded_cols<bf16>(cols);
-    std::vector<float> out(n_rows * padded, 0.0f);
-    for (std::size_t t = 0; t < n_rows; ++t)
-        for (std::size_t c = 0; c < cols; ++c) {
-            const std::size_t step = c / (2 * N), j = c % (2 * N);
-            out[t * padded + step * 2 * N + (j % 2) * N + j / 2] = x[t * cols + c];
+// x in the order weights of type T pair with, each row zero-padded to
+// padded_cols<T>(cols), in 64-byte aligned storage.   (n_rows, padded_cols)
+// f32: a plain copy. f16/bf16: x' = each step of 2N de-interleaved.
+template <class T>
+FloatBuffer prepare_x(const float* x, std::size_t n_rows, std::size_t cols) {
+    const std::size_t padded = padded_cols<T>(cols);
+    FloatBuffer out(n_rows * padded, 0.0f);
+    for (std::size_t t = 0; t < n_rows; ++t) {
+        const float* row = x + t * cols;
+        float* dst = out.data() + t * padded;
+        if constexpr (std::is_same_v<T, float>) {
+            std::copy(row, row + cols, dst);
+        } else {
+            for (std::size_t c = 0; c < cols; ++c) {
+                const std::size_t step = c / (2 * N), j = c % (2 * N);
+                dst[step * 2 * N + (j % 2) * N + j / 2] = row[c];
+            }
         }
+    }
     return out;
 }
 
@@ -147,7 +162,7 @@ void with_count(std::size_t count, F&& f) {
 // The one product loop: a tile of dot products
 //     y[t * y_stride + r] = sum_i w[r * w_stride + i] * x[t * x_stride + i]
 // for r < kRows, t < kTokens, i < cols, with x already in the order T needs
-// (f32: x itself; f16/bf16: x' from split_pairs, whose rows are zero-padded).
+// (f32: x itself; f16/bf16: x' from prepare_x, whose rows are zero-padded).
 // One vector accumulator per (r, t), steps in index order, the last partial
 // step zero-padded, lanes summed by xsimd::hadd at the end. What happens to one
 // (r, t) does not depend on kRows or kTokens: the determinism rule.
@@ -177,6 +192,11 @@ inline void product_tile(const T* w, std::size_t w_stride, const float* x, std::
         const T* w_rows[kRows];
         const float* x_rows[kTokens];
         for (std::size_t r = 0; r < kRows; ++r) w_rows[r] = w + r * w_stride + i;
+        // One token = matvec, streaming from DRAM: ask for the weights
+        // kPrefetchBytes ahead (as in highway.hpp; GCC/Clang builtin).
+        if constexpr (kTokens == 1)
+            if (i + kPrefetchBytes / sizeof(T) < cols)
+                for (std::size_t r = 0; r < kRows; ++r) __builtin_prefetch(w_rows[r] + kPrefetchBytes / sizeof(T));
         for (std::size_t t = 0; t < kTokens; ++t) x_rows[t] = x + t * x_stride + i;
         step(w_rows, x_rows);
     }
@@ -207,7 +227,7 @@ float dot(const T* w, const float* x, std::size_t n) {
     if constexpr (std::is_same_v<T, float>) {
         product_tile<1, 1>(w, n, x, n, n, &y, 1);
     } else {
-        const std::vector<float> xp = split_pairs(x, 1, n);
+        const FloatBuffer xp = prepare_x<T>(x, 1, n);
         product_tile<1, 1>(w, n, xp.data(), xp.size(), n, &y, 1);
     }
     return y;
@@ -216,8 +236,8 @@ float dot(const T* w, const float* x, std::size_t n) {
 // Memory-bound: kMatvecRows weight streams share each x load.
 template <class T>
 void matvec(const T* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
-    std::vector<float> split;
-    if constexpr (!std::is_same_v<T, float>) split = split_pairs(x, 1, cols);
+    FloatBuffer split;
+    if constexpr (!std::is_same_v<T, float>) split = prepare_x<T>(x, 1, cols);
     const float* xp = std::is_same_v<T, float> ? x : split.data();
     const std::size_t xp_len = std::is_same_v<T, float> ? cols : split.size();
     std::size_t r = 0;
@@ -226,37 +246,29 @@ void matvec(const T* w, std::size_t rows, std::size_t cols, const float* x, floa
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xp, xp_len, cols, y + r, 1);
 }
 
-// Compute-bound, as in highway.hpp: chunks of kChunkRows rows (f16/bf16:
-// widened once into an f32 panel in x' order), all tokens swept past each
-// chunk in register tiles of kTileRows x kTileTokens accumulators.
+// Compute-bound, as in highway.hpp: x (as x' for f16/bf16) and chunks of
+// kChunkRows weight rows (widened, in x' order) are copied once into 64-byte
+// aligned, zero-padded buffers; all tokens sweep past each chunk in register
+// tiles of kTileRows x kTileTokens accumulators.
 template <class T>
 void matmul(const T* w, std::size_t rows, std::size_t cols, const float* x, std::size_t n_tokens, float* y,
             std::size_t y_stride) {
-    constexpr bool kPlain = std::is_same_v<T, float>;
-    const std::size_t stride = kPlain ? cols : padded_cols<T>(cols);  // of panel rows and x' rows
-    std::vector<float> split, panel;
-    if constexpr (!kPlain) split = split_pairs(x, n_tokens, cols);
-    const float* xp = kPlain ? x : split.data();
+    const std::size_t stride = padded_cols<T>(cols);  // of the panel rows and x rows
+    const FloatBuffer xs = prepare_x<T>(x, n_tokens, cols);
+    FloatBuffer panel(std::min(rows, kChunkRows) * stride);
     for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
-        const float* wf;
-        if constexpr (kPlain) {
-            wf = w + r0 * cols;
-        } else {
-            panel.resize(chunk * stride);
-            for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * stride);
-            wf = panel.data();
-        }
+        for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * stride);
         for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
             with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
                 constexpr std::size_t kTokens = decltype(tokens)::value;
-                const float* xt = xp + t0 * stride;
+                const float* xt = xs.data() + t0 * stride;
                 float* yt = y + t0 * y_stride + r0;
                 std::size_t r = 0;
                 for (; r + kTileRows <= chunk; r += kTileRows)
-                    product_tile<kTileRows, kTokens>(wf + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                    product_tile<kTileRows, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
                 for (; r < chunk; ++r)
-                    product_tile<1, kTokens>(wf + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                    product_tile<1, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
             });
         }
     }

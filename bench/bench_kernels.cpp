@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+// bench_kernels — the weight-reading kernels of every backend against the
+// machine's measured ceilings.
+//
+// Before any benchmark runs, main() measures (moelab/roofline.hpp):
+//   * streaming read bandwidth over 1 GiB (DRAM), 1 thread and all threads;
+//   * peak FLOP/s from each SIMD backend's fma_peak_probe, 1 thread and all;
+// and prints them with each backend's instruction set. The benchmarks are
+// single-threaded, so their fractions use the 1-thread ceilings (the best
+// over the SIMD backends' probes):
+//   frac_bw   = weight bytes read per second / read bandwidth   (decode: matvec)
+//   frac_peak = FLOP per second / peak FLOP/s                    (prefill: matmul)
+// Shapes: matvec 2048x2048 (16 MiB in f32: fits a 32 MiB L3, so frac_bw may
+// exceed 1), 2048x6144 and 8192x8192 (256 MiB: DRAM); matmul 2048x2048 at 64
+// and 512 tokens (scalar: 64 only). Defaults: --benchmark_repetitions=5
+// --benchmark_report_aggregates_only=true, so medians are reported; a summary
+// table (markdown) with fractions and backend ratios closes the run.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <utility>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "moelab/kernels/scalar.hpp"
+#if MOELAB_HAVE_HIGHWAY
+#include "moelab/kernels/highway.hpp"
+#endif
+#if MOELAB_HAVE_XSIMD
+#include "moelab/kernels/xsimd.hpp"
+#endif
+#include "moelab/roofline.hpp"
+#include "moelab/thread_pool.hpp"
+
+namespace {
+
+using namespace moelab;
+
+struct Ceilings {
+    double read_bytes_per_s = 0;  // 1 thread
+    double flop_per_s = 0;        // 1 thread
+};
+
+// Cheap deterministic fill in [-1, 1) (the values do not change the speed).
+template <class W>
+std::vector<W> filled(std::size_t n, std::uint32_t seed) {
+    std::vector<W> v(n);
+    std::uint32_t s = seed;
+    for (auto& e : v) {
+        s = s * 1664525u + 1013904223u;
+        const float f = static_cast<float>(s >> 8) / static_cast<float>(1u << 23) - 1.0f;
+        if constexpr (std::is_same_v<W, float>) e = f;
+        else if constexpr (std::is_same_v<W, f16>) e = f32_to_f16(f);
+        else e = f32_to_bf16(f);
+    }
+    return v;
+}
+
+// One weight buffer per (dtype, shape), shared by all backends: the same
+// physical pages for everyone. (Separate allocations measured up to 25% apart
+// on DRAM-sized matrices for identical kernels, from page placement alone.)
+template <class W>
+const std::vector<W>& shared_weights(std::size_t rows, std::size_t cols) {
+    static std::map<std::pair<std::size_t, std::size_t>, std::vector<W>> cache;  // bench-local
+    auto [it, inserted] = cache.try_emplace({rows, cols});
+    if (inserted) it->second = filled<W>(rows * cols, 1);
+    return it->second;
+}
+
+template <class W>
+const char* dtype_label() {
+    if constexpr (std::is_same_v<W, float>) return "f32";
+    else if constexpr (std::is_same_v<W, f16>) return "f16";
+    else return "bf16";
+}
+
+// Runs body() in the benchmark loop and sets the counters. The fractions are
+// plain numbers, from the loop's own wall-clock time (Google Benchmark's
+// rate counters would print them as "per second").
+template <class Body>
+void run_and_count(benchmark::State& state, double weight_bytes, double flop, const Ceilings& c, Body&& body) {
+    const auto start = std::chrono::steady_clock::now();
+    for (auto _ : state) body();
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    const double n = static_cast<double>(state.iterations());
+    state.SetBytesProcessed(static_cast<std::int64_t>(weight_bytes * n));
+    state.counters["FLOP/s"] = benchmark::Counter(flop * n, benchmark::Counter::kIsRate);
+    state.counters["frac_bw"] = weight_bytes * n / elapsed.count() / c.read_bytes_per_s;
+    state.counters["frac_peak"] = flop * n / elapsed.count() / c.flop_per_s;
+}
+
+template <class B, class W>
+void register_matvec(std::size_t rows, std::size_t cols, const Ceilings& c) {
+    const std::string name = std::string("matvec/") + B::name + "/" + dtype_label<W>() + "/" +
+                             std::to_string(rows) + "x" + std::to_string(cols);
+    benchmark::RegisterBenchmark(name.c_str(), [rows, cols, c](benchmark::State& state) {
+        const auto& w = shared_weights<W>(rows, cols);
+        const auto x = filled<float>(cols, 2);
+        std::vector<float> y(rows);
+        run_and_count(state, static_cast<double>(rows * cols * sizeof(W)), 2.0 * rows * cols, c, [&] {
+            kernels::matvec(B{}, w.data(), rows, cols, x.data(), y.data());
+            benchmark::DoNotOptimize(y.data());
+            benchmark::ClobberMemory();
+        });
+    })->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+
+template <class B, class W>
+void register_matmul(std::size_t rows, std::size_t cols, std::size_t tokens, const Ceilings& c) {
+    const std::string name = std::string("matmul/") + B::name + "/" + dtype_label<W>() + "/" +
+                             std::to_string(rows) + "x" + std::to_string(cols) + "/tokens:" + std::to_string(tokens);
+    benchmark::RegisterBenchmark(name.c_str(), [rows, cols, tokens, c](benchmark::State& state) {
+        const auto& w = shared_weights<W>(rows, cols);
+        const auto x = filled<float>(tokens * cols, 4);
+        std::vector<float> y(tokens * rows);
+        run_and_count(state, static_cast<double>(rows * cols * sizeof(W)), 2.0 * rows * cols * tokens, c, [&] {
+            kernels::matmul(B{}, w.data(), rows, cols, x.data(), tokens, y.data(), rows);
+            benchmark::DoNotOptimize(y.data());
+            benchmark::ClobberMemory();
+        });
+    })->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+// Every (dtype, shape) runs all backends back to back, so that the ratios
+// between backends come from measurements minutes apart at most (the machine
+// is shared). Scalar skips matmul at 512 tokens (6 s per call for f16).
+template <class... Backends>
+void register_all(const Ceilings& c) {
+    auto for_each_dtype = [&](auto f) {
+        f(static_cast<float*>(nullptr));
+        f(static_cast<f16*>(nullptr));
+        f(static_cast<bf16*>(nullptr));
+    };
+    for_each_dtype([&]<class W>(W*) {
+        for (auto [rows, cols] : {std::pair<std::size_t, std::size_t>{2048, 2048}, {2048, 6144}, {8192, 8192}})
+            (register_matvec<Backends, W>(rows, cols, c), ...);
+        for (std::size_t tokens : {64, 512}) {
+            auto one = [&]<class B>(B) {
+                if (!(std::is_same_v<B, backend::scalar> && tokens > 64)) register_matmul<B, W>(2048, 2048, tokens, c);
+            };
+            (one(Backends{}), ...);
+        }
+    });
+}
+
+// All backends this build provides.
+void register_everything(const Ceilings& c) {
+    register_all<backend::scalar
+#if MOELAB_HAVE_HIGHWAY
+                 , backend::highway
+#endif
+#if MOELAB_HAVE_XSIMD
+                 , backend::xsimd
+#endif
+                 >(c);
+}
+
+// The console output, plus a markdown summary of the medians at the end.
+class SummaryReporter : public benchmark::ConsoleReporter {
+public:
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const Run& run : runs) {
+            const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+            const bool single = run.run_type == Run::RT_Iteration && run.repetitions <= 1;
+            if ((median || single) && !run.error_occurred) rows_.push_back(run);
+        }
+        ConsoleReporter::ReportRuns(runs);
+    }
+
+    void Finalize() override {
+        ConsoleReporter::Finalize();
+        // name = kind/backend/dtype/shape...; group by everything but the backend.
+        std::map<std::string, std::map<std::string, double>> seconds;  // group -> backend -> s
+        for (const Run& run : rows_) {
+            const auto [group, backend] = split_backend(run.run_name.function_name);
+            seconds[group][backend] = run.real_accumulated_time / static_cast<double>(run.iterations);
+        }
+        std::printf("\nMedians (1 thread; fractions of the 1-thread ceilings measured above)\n\n");
+        std::printf("| benchmark | time | weight GB/s | frac_bw | GFLOP/s | frac_peak | speed-up vs scalar |\n");
+        std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+        for (const Run& run : rows_) {
+            const auto [group, backend] = split_backend(run.run_name.function_name);
+            const double s = run.real_accumulated_time / static_cast<double>(run.iterations);
+            const auto& per_backend = seconds[group];
+            const auto scalar = per_backend.find("scalar");
+            std::printf("| %s | %s | %.1f | %.2f | %.1f | %.3f | %s |\n", run.run_name.function_name.c_str(),
+                        format_time(s).c_str(), counter(run, "bytes_per_second") / 1e9, counter(run, "frac_bw"),
+                        counter(run, "FLOP/s") / 1e9, counter(run, "frac_peak"),
+                        scalar == per_backend.end() ? "-" : format_ratio(scalar->second / s).c_str());
+        }
+        std::printf("\n| benchmark | highway vs xsimd (time ratio xsimd / highway) |\n|---|---:|\n");
+        for (const auto& [group, per_backend] : seconds) {
+            const auto h = per_backend.find("highway"), x = per_backend.find("xsimd");
+            if (h != per_backend.end() && x != per_backend.end())
+                std::printf("| %s | %.2f |\n", group.c_str(), x->second / h->second);
+        }
+    }
+
+private:
+    static std::pair<std::string, std::string> split_backend(const std::string& name) {
+        const std::size_t a = name.find('/'), b = name.find('/', a + 1);
+        return {name.substr(0, a) + name.substr(b), name.substr(a + 1, b - a - 1)};
+    }
+    static double counter(const Run& run, const char* key) {
+        const auto it = run.counters.find(key);
+        return it == run.counters.end() ? 0.0 : it->second.value;
+    }
+    static std::string format_time(double s) {
+        char buf[32];
+        if (s >= 1e-3) std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
+        else std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
+        return buf;
+    }
+    static std::string format_ratio(double r) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1fx", r);
+        return buf;
+    }
+    std::vector<Run> rows_;
+};
+
+struct Measured {
+    CeilingMeasurement bw_1, bw_all, peak_1, peak_all;
+};
+
+template <class B>
+Measured measure(ThreadPool& one, ThreadPool& all) {
+    return {measure_read_bandwidth(B{}, one), measure_read_bandwidth(B{}, all), measure_peak_flops(B{}, one),
+            measure_peak_flops(B{}, all)};
+}
+
+template <class B>
+void print_ceilings(const Measured& m) {
+    std::printf("  %-8s %-30s read %6.1f GB/s (1 thread) %6.1f GB/s (%zu threads)   "
+                "peak %7.1f GFLOP/s (1 thread) %7.1f GFLOP/s (%zu threads)\n",
+                B::name, kernels::instruction_set(B{}), m.bw_1.median, m.bw_all.median, m.bw_all.threads,
+                m.peak_1.median, m.peak_all.median, m.peak_all.threads);
+    benchmark::AddCustomContext(std::string("ceilings/") + B::name,
+                                std::to_string(m.bw_1.median) + " GB/s, " + std::to_string(m.peak_1.median) + " GFLOP/s (1 thread)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Medians over repetitions unless the user chose otherwise.
+    std::vector<char*> args(argv, argv + argc);
+    std::string repetitions = "--benchmark_repetitions=5", aggregates = "--benchmark_report_aggregates_only=true";
+    bool has_repetitions = false, has_aggregates = false, listing = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        listing |= a.starts_with("--benchmark_list_tests");
+        has_repetitions |= a.starts_with("--benchmark_repetitions");
+        has_aggregates |= a.starts_with("--benchmark_report_aggregates_only") || a.starts_with("--benchmark_display_aggregates_only");
+    }
+    if (!has_repetitions) args.push_back(repetitions.data());
+    if (!has_aggregates) args.push_back(aggregates.data());
+    int n_args = static_cast<int>(args.size());
+    benchmark::Initialize(&n_args, args.data());
+    if (benchmark::ReportUnrecognizedArguments(n_args, args.data())) return 1;
+
+    if (listing) {  // names only: no need to measure the machine
+        register_everything(Ceilings{1, 1});
+        benchmark::RunSpecifiedBenchmarks();
+        return 0;
+    }
+
+    ThreadPool one(1), all(0);
+    std::printf("Machine ceilings (moelab/roofline.hpp, median of 5; read = 1 GiB streamed by dot):\n");
+    std::printf("  %-8s %s\n", "scalar", kernels::instruction_set(backend::scalar{}));
+    Ceilings ceilings;
+    auto keep_best = [&](const Measured& m) {
+        ceilings.read_bytes_per_s = std::max(ceilings.read_bytes_per_s, m.bw_1.median * 1e9);
+        ceilings.flop_per_s = std::max(ceilings.flop_per_s, m.peak_1.median * 1e9);
+    };
+#if MOELAB_HAVE_HIGHWAY
+    {
+        const Measured m = measure<backend::highway>(one, all);
+        print_ceilings<backend::highway>(m);
+        keep_best(m);
+    }
+#endif
+#if MOELAB_HAVE_XSIMD
+    {
+        const Measured m = measure<backend::xsimd>(one, all);
+        print_ceilings<backend::xsimd>(m);
+        keep_best(m);
+    }
+#endif
+    if (ceilings.flop_per_s == 0) {  // no SIMD backend in this build: the scalar probe
+        const Measured m = measure<backend::scalar>(one, all);
+        print_ceilings<backend::scalar>(m);
+        keep_best(m);
+    }
+    std::printf("Fractions below use read %.1f GB/s and peak %.1f GFLOP/s (1 thread, best backend).\n\n",
+                ceilings.read_bytes_per_s / 1e9, ceilings.flop_per_s / 1e9);
+    std::fflush(stdout);
+
+    register_everything(ceilings);
+    SummaryReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    return 0;
+}
