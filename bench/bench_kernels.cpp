@@ -18,9 +18,9 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <utility>
 #include <string>
@@ -79,19 +79,21 @@ const char* dtype_label() {
     else return "bf16";
 }
 
-// Runs body() in the benchmark loop and sets the counters. The fractions are
-// plain numbers, from the loop's own wall-clock time (Google Benchmark's
-// rate counters would print them as "per second").
+// Runs body() in the benchmark loop and sets the counters. Like Google
+// Benchmark's own rates, everything is per CPU second (std::clock), so time
+// the process spent descheduled on a shared machine does not count; the
+// ceilings are measured the same way (CeilingMeasurement::median_cpu). The
+// fractions are plain numbers (rate counters would print them "per second").
 template <class Body>
 void run_and_count(benchmark::State& state, double weight_bytes, double flop, const Ceilings& c, Body&& body) {
-    const auto start = std::chrono::steady_clock::now();
+    const std::clock_t start = std::clock();
     for (auto _ : state) body();
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    const double cpu_seconds = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
     const double n = static_cast<double>(state.iterations());
     state.SetBytesProcessed(static_cast<std::int64_t>(weight_bytes * n));
     state.counters["FLOP/s"] = benchmark::Counter(flop * n, benchmark::Counter::kIsRate);
-    state.counters["frac_bw"] = weight_bytes * n / elapsed.count() / c.read_bytes_per_s;
-    state.counters["frac_peak"] = flop * n / elapsed.count() / c.flop_per_s;
+    state.counters["frac_bw"] = weight_bytes * n / cpu_seconds / c.read_bytes_per_s;
+    state.counters["frac_peak"] = flop * n / cpu_seconds / c.flop_per_s;
 }
 
 template <class B, class W>
@@ -107,7 +109,7 @@ void register_matvec(std::size_t rows, std::size_t cols, const Ceilings& c) {
             benchmark::DoNotOptimize(y.data());
             benchmark::ClobberMemory();
         });
-    })->Unit(benchmark::kMicrosecond)->UseRealTime();
+    })->Unit(benchmark::kMicrosecond);
 }
 
 template <class B, class W>
@@ -123,7 +125,7 @@ void register_matmul(std::size_t rows, std::size_t cols, std::size_t tokens, con
             benchmark::DoNotOptimize(y.data());
             benchmark::ClobberMemory();
         });
-    })->Unit(benchmark::kMillisecond)->UseRealTime();
+    })->Unit(benchmark::kMillisecond);
 }
 
 // Every (dtype, shape) runs all backends back to back, so that the ratios
@@ -178,14 +180,14 @@ public:
         std::map<std::string, std::map<std::string, double>> seconds;  // group -> backend -> s
         for (const Run& run : rows_) {
             const auto [group, backend] = split_backend(run.run_name.function_name);
-            seconds[group][backend] = run.real_accumulated_time / static_cast<double>(run.iterations);
+            seconds[group][backend] = run.cpu_accumulated_time / static_cast<double>(run.iterations);
         }
-        std::printf("\nMedians (1 thread; fractions of the 1-thread ceilings measured above)\n\n");
-        std::printf("| benchmark | time | weight GB/s | frac_bw | GFLOP/s | frac_peak | speed-up vs scalar |\n");
+        std::printf("\nMedians (1 thread, CPU time; fractions of the 1-thread CPU-time ceilings above)\n\n");
+        std::printf("| benchmark | CPU time | weight GB/s | frac_bw | GFLOP/s | frac_peak | speed-up vs scalar |\n");
         std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
         for (const Run& run : rows_) {
             const auto [group, backend] = split_backend(run.run_name.function_name);
-            const double s = run.real_accumulated_time / static_cast<double>(run.iterations);
+            const double s = run.cpu_accumulated_time / static_cast<double>(run.iterations);
             const auto& per_backend = seconds[group];
             const auto scalar = per_backend.find("scalar");
             std::printf("| %s | %s | %.1f | %.2f | %.1f | %.3f | %s |\n", run.run_name.function_name.c_str(),
@@ -236,12 +238,16 @@ Measured measure(ThreadPool& one, ThreadPool& all) {
 
 template <class B>
 void print_ceilings(const Measured& m) {
-    std::printf("  %-8s %-30s read %6.1f GB/s (1 thread) %6.1f GB/s (%zu threads)   "
-                "peak %7.1f GFLOP/s (1 thread) %7.1f GFLOP/s (%zu threads)\n",
-                B::name, kernels::instruction_set(B{}), m.bw_1.median, m.bw_all.median, m.bw_all.threads,
-                m.peak_1.median, m.peak_all.median, m.peak_all.threads);
+    auto line = [](const char* what, const char* unit, const CeilingMeasurement& one, const CeilingMeasurement& all) {
+        std::printf("    %-5s %7.1f %-7s 1 thread (CPU time: %7.1f)   %7.1f %-7s %zu threads (CPU time: %7.1f)\n", what,
+                    one.median, unit, one.median_cpu, all.median, unit, all.threads, all.median_cpu);
+    };
+    std::printf("  %-8s %s\n", B::name, kernels::instruction_set(B{}));
+    line("read", "GB/s", m.bw_1, m.bw_all);
+    line("peak", "GFLOP/s", m.peak_1, m.peak_all);
     benchmark::AddCustomContext(std::string("ceilings/") + B::name,
-                                std::to_string(m.bw_1.median) + " GB/s, " + std::to_string(m.peak_1.median) + " GFLOP/s (1 thread)");
+                                std::to_string(m.bw_1.median_cpu) + " GB/s, " + std::to_string(m.peak_1.median_cpu) +
+                                    " GFLOP/s (1 thread, CPU time)");
 }
 
 }  // namespace
@@ -270,12 +276,12 @@ int main(int argc, char** argv) {
     }
 
     ThreadPool one(1), all(0);
-    std::printf("Machine ceilings (moelab/roofline.hpp, median of 5; read = 1 GiB streamed by dot):\n");
+    std::printf("Machine ceilings (moelab/roofline.hpp, median of 5, wall clock and CPU time; read = 1 GiB streamed by dot):\n");
     std::printf("  %-8s %s\n", "scalar", kernels::instruction_set(backend::scalar{}));
     Ceilings ceilings;
     auto keep_best = [&](const Measured& m) {
-        ceilings.read_bytes_per_s = std::max(ceilings.read_bytes_per_s, m.bw_1.median * 1e9);
-        ceilings.flop_per_s = std::max(ceilings.flop_per_s, m.peak_1.median * 1e9);
+        ceilings.read_bytes_per_s = std::max(ceilings.read_bytes_per_s, m.bw_1.median_cpu * 1e9);
+        ceilings.flop_per_s = std::max(ceilings.flop_per_s, m.peak_1.median_cpu * 1e9);
     };
 #if MOELAB_HAVE_HIGHWAY
     {
@@ -296,7 +302,7 @@ int main(int argc, char** argv) {
         print_ceilings<backend::scalar>(m);
         keep_best(m);
     }
-    std::printf("Fractions below use read %.1f GB/s and peak %.1f GFLOP/s (1 thread, best backend).\n\n",
+    std::printf("Fractions below use read %.1f GB/s and peak %.1f GFLOP/s (1 thread, CPU time, best backend).\n\n",
                 ceilings.read_bytes_per_s / 1e9, ceilings.flop_per_s / 1e9);
     std::fflush(stdout);
 

@@ -185,7 +185,7 @@ void check_matmul() {
     std::mt19937 rng(102);
     const std::size_t L = lanes_of<B>();
     for (std::size_t cols : {std::size_t{1}, L - 1 + (L == 1), L + 1, 2 * L + 3, 4 * L + 1, std::size_t{96}, std::size_t{131}}) {
-        for (std::size_t rows : {1, 4, 5, 9, 70}) {  // 70 spans two 64-row chunks
+        for (std::size_t rows : {1, 4, 5, 9, 70}) {  // 70: several 16-row chunks, then 6 rows (a tile + 2)
             for (std::size_t tokens : {2, 5, 6, 7, 13}) {
                 const std::size_t y_stride = rows + 3;
                 const auto w = random_values<W>(rows * cols, rng);

@@ -15,8 +15,9 @@ TEST_CASE("roofline summaries: median, min and max of the repetitions", "[roofli
     REQUIRE(odd.max == 3.0);
     REQUIRE(odd.threads == 4);
     REQUIRE(odd.repetitions == 3);
-    const CeilingMeasurement even = detail::summarize_rates({4.0, 1.0, 3.0, 2.0}, 1);
+    const CeilingMeasurement even = detail::summarize_rates({4.0, 1.0, 3.0, 2.0}, 1, {8.0, 5.0, 7.0, 6.0});
     REQUIRE(even.median == 2.5);
+    REQUIRE(even.median_cpu == 6.5);
     const CeilingMeasurement none = detail::summarize_rates({}, 2);
     REQUIRE(none.repetitions == 0);
     REQUIRE(none.median == 0.0);
@@ -35,6 +36,7 @@ TEMPLATE_TEST_CASE("roofline measurements run on every thread and report positiv
             REQUIRE(bw.min > 0);
             REQUIRE(bw.min <= bw.median);
             REQUIRE(bw.median <= bw.max);
+            REQUIRE(bw.median_cpu > 0);
         }
         const CeilingMeasurement peak = measure_peak_flops(TestType{}, pool, 1000, 3);
         REQUIRE(peak.threads == threads);
@@ -42,5 +44,6 @@ TEMPLATE_TEST_CASE("roofline measurements run on every thread and report positiv
         REQUIRE(peak.min > 0);
         REQUIRE(peak.min <= peak.median);
         REQUIRE(peak.median <= peak.max);
+        REQUIRE(peak.median_cpu > 0);
     }
 }

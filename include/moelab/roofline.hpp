@@ -9,7 +9,8 @@
 //             lookup on the tag).
 //
 // Both functions run `repetitions` timed rounds after one untimed warm-up
-// round and report the median, because the machine is shared and noisy.
+// round and report the median, because machines are shared and noisy; by
+// the wall clock, and by CPU time (what the threads did while they ran).
 // Usage (as in bench/bench_kernels.cpp):
 //     moelab::ThreadPool pool(1);
 //     auto bw = moelab::measure_read_bandwidth(moelab::backend::highway{}, pool);
@@ -19,8 +20,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstddef>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "moelab/kernels/backend.hpp"
@@ -30,41 +33,57 @@ namespace moelab {
 
 // One ceiling: GB/s (1e9 bytes per second) or GFLOP/s (1e9 FLOP per second).
 struct CeilingMeasurement {
-    double median = 0;         // of the timed repetitions
-    double min = 0, max = 0;   // spread of the timed repetitions
+    double median = 0;         // wall clock, median of the timed repetitions
+    double min = 0, max = 0;   // spread of the timed repetitions (wall clock)
+    // The same work over the process's CPU time per thread (std::clock):
+    // the rate while the threads actually ran. Equal to `median` on an idle
+    // machine; higher when other processes time-share the cores, which is
+    // when it is the fairer yardstick for single-threaded CPU-time benchmarks.
+    double median_cpu = 0;
     std::size_t threads = 0;   // pool.size() during the measurement
     int repetitions = 0;
 };
 
 namespace detail {
 
-// Median, min and max of `rates`.
-inline CeilingMeasurement summarize_rates(std::vector<double> rates, std::size_t threads) {
+inline double median_of(std::vector<double> values) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    const std::size_t mid = values.size() / 2;
+    return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+// Median, min and max of the wall-clock `rates`, median of `cpu_rates`.
+inline CeilingMeasurement summarize_rates(std::vector<double> rates, std::size_t threads,
+                                          std::vector<double> cpu_rates = {}) {
     CeilingMeasurement m;
     m.threads = threads;
     m.repetitions = static_cast<int>(rates.size());
     if (rates.empty()) return m;
-    std::sort(rates.begin(), rates.end());
-    const std::size_t mid = rates.size() / 2;
-    m.median = rates.size() % 2 ? rates[mid] : 0.5 * (rates[mid - 1] + rates[mid]);
-    m.min = rates.front();
-    m.max = rates.back();
+    m.median = median_of(rates);
+    m.min = *std::min_element(rates.begin(), rates.end());
+    m.max = *std::max_element(rates.begin(), rates.end());
+    m.median_cpu = median_of(std::move(cpu_rates));
     return m;
 }
 
 // Runs round() repetitions + 1 times (the first untimed); round() returns the
-// work it did (bytes or FLOP). Returns work / seconds / 1e9 per timed round.
+// work it did (bytes or FLOP). Summarises work / seconds / 1e9 per timed
+// round, by the wall clock and by process CPU time / threads.
 template <class Round>
-std::vector<double> timed_rates(int repetitions, Round&& round) {
-    std::vector<double> rates;
+CeilingMeasurement timed_rates(int repetitions, std::size_t threads, Round&& round) {
+    std::vector<double> rates, cpu_rates;
     round();  // warm-up: page faults, caches, clock ramp-up
     for (int rep = 0; rep < repetitions; ++rep) {
+        const std::clock_t cpu_start = std::clock();
         const auto start = std::chrono::steady_clock::now();
         const double work = round();
         const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
+        const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
         rates.push_back(work / seconds.count() / 1e9);
+        cpu_rates.push_back(work / (cpu_seconds / static_cast<double>(threads)) / 1e9);
     }
-    return rates;
+    return summarize_rates(std::move(rates), threads, std::move(cpu_rates));
 }
 
 }  // namespace detail
@@ -90,7 +109,7 @@ CeilingMeasurement measure_read_bandwidth(Backend backend, ThreadPool& pool,
     });
     std::vector<float> sums(n_threads);
     const double bytes_per_round = static_cast<double>(n_threads * part * sizeof(float));
-    auto rates = detail::timed_rates(repetitions, [&] {
+    const CeilingMeasurement m = detail::timed_rates(repetitions, n_threads, [&] {
         pool.parallel_for(n_threads, [&](std::size_t t) {
             const float* p = buffer.get() + t * part;
             sums[t] += dot(backend, p, p, part);
@@ -99,7 +118,7 @@ CeilingMeasurement measure_read_bandwidth(Backend backend, ThreadPool& pool,
     });
     volatile float sink = 0;
     for (float s : sums) sink = sink + s;
-    return detail::summarize_rates(std::move(rates), n_threads);
+    return m;
 }
 
 // Peak FLOP/s in GFLOP/s: every thread of the pool runs the backend's
@@ -110,13 +129,12 @@ CeilingMeasurement measure_peak_flops(Backend backend, ThreadPool& pool,
                                       std::size_t iterations = std::size_t{1} << 22, int repetitions = 5) {
     const std::size_t n_threads = pool.size();
     std::vector<double> flops(n_threads);
-    auto rates = detail::timed_rates(repetitions, [&] {
+    return detail::timed_rates(repetitions, n_threads, [&] {
         pool.parallel_for(n_threads, [&](std::size_t t) { flops[t] = fma_peak_probe(backend, iterations); });
         double total = 0;
         for (double f : flops) total += f;
         return total;
     });
-    return detail::summarize_rates(std::move(rates), n_threads);
 }
 
 }  // namespace moelab

@@ -28,6 +28,10 @@
 //   * Weight types enter in two places, load_weights() and widen_row(): a
 //     new storage type is one more overload of each (a quantized block type
 //     may instead bring its own fused dequantise-and-dot tile).
+//
+// Length (~600 lines, the house limit): the whole contract for one backend
+// stays in one header so that it can be copied alone and read against
+// scalar.hpp kernel by kernel; products first, then the vector ops.
 #pragma once
 
 // Highway 1.0.3 refuses to compile under -march=native ("best baseline should
@@ -80,7 +84,7 @@ inline constexpr bool kHas32Registers = !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3)
 inline constexpr std::size_t kMatvecRows = 8;
 inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
 inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
-inline constexpr std::size_t kChunkRows = 64;  // weight rows kept in L2 while all tokens stream past
+inline constexpr std::size_t kChunkRows = 16;  // weight rows copied once, then all tokens stream past
 inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
 
 // ---------------------------------------------------------------------------

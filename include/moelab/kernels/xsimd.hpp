@@ -30,6 +30,10 @@
 // step of 2N weights, the even products then the odd ones, into one vector
 // accumulator. Every code path (dot, matvec, matmul, any tile shape) uses that
 // order, so the determinism rule holds as in highway.hpp.
+//
+// Length (~600 lines, the house limit): the whole contract for one backend
+// stays in one header so that it can be copied alone and read against
+// scalar.hpp kernel by kernel; products first, then the vector ops.
 #pragma once
 
 #include <xsimd/xsimd.hpp>
@@ -61,7 +65,7 @@ inline constexpr std::size_t N = batch::size;
 inline constexpr std::size_t kMatvecRows = 8;
 inline constexpr std::size_t kTileRows = N >= 16 ? 4 : 3;    // AVX-512: 32 registers;
 inline constexpr std::size_t kTileTokens = N >= 16 ? 6 : 4;  // AVX2/SSE: 16
-inline constexpr std::size_t kChunkRows = 64;
+inline constexpr std::size_t kChunkRows = 16;
 inline constexpr std::size_t kPrefetchBytes = 512;
 
 // ---------------------------------------------------------------------------
