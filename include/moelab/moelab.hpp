@@ -15,6 +15,9 @@
 #include "moelab/tensor.hpp"
 #include "moelab/thread_pool.hpp"
 
+// Quantized GGUF weight formats: block layouts, exact dequantisation, quantizers.
+#include "moelab/quant/quant.hpp"
+
 // Kernels: the contract, the reference, and the SIMD backends this build has.
 #include "moelab/kernels/backend.hpp"
 #include "moelab/kernels/scalar.hpp"

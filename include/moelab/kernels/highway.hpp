@@ -603,3 +603,6 @@ inline double fma_peak_probe(backend::highway, std::size_t iterations) {
 }
 
 }  // namespace moelab::kernels
+
+// Products for quantized weight blocks (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K).
+#include "moelab/kernels/highway_quant.hpp"

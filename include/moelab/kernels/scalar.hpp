@@ -23,8 +23,18 @@ namespace moelab::kernels {
 inline const char* instruction_set(backend::scalar) { return "scalar (1 x f32, no SIMD)"; }
 
 // ---------------------------------------------------------------------------
-// Products that read weights. T is float, f16 or bf16 (widened by to_f32).
+// Products that read weights. T is a number type (float, f16, bf16: widened
+// by to_f32) or a quantized block type (moelab/quant/: a block of
+// T::kWeights weights, decoded by dequantize_block). n and cols count
+// weights; a row of cols weights is cols / weights_per_element<T>() elements.
 // ---------------------------------------------------------------------------
+
+// 1 for a number type, T::kWeights for a block type.
+template <class T>
+constexpr std::size_t weights_per_element() {
+    if constexpr (requires { T::kWeights; }) return T::kWeights;
+    else return 1;
+}
 
 // sum_i w[i] * x[i]
 template <class T>
@@ -34,11 +44,31 @@ float dot(backend::scalar, const T* w, const float* x, std::size_t n) {
     return sum;
 }
 
+// The same for quantized blocks, and the specification of every backend's
+// fused kernel: dequantise each block exactly (quant/block.hpp), then
+// accumulate in f32 in index order. n is a multiple of Block::kWeights.
+template <class Block>
+    requires requires(const Block& block, float* out) {
+        Block::kWeights;
+        dequantize_block(block, out);
+    }
+float dot(backend::scalar, const Block* w, const float* x, std::size_t n) {
+    constexpr std::size_t K = Block::kWeights;
+    float sum = 0.0f;
+    float values[K];
+    for (std::size_t b = 0; b < n / K; ++b) {
+        dequantize_block(w[b], values);
+        for (std::size_t i = 0; i < K; ++i) sum += values[i] * x[b * K + i];
+    }
+    return sum;
+}
+
 // y = W x with W of shape (rows, cols).        PyTorch: y = x @ W.T
 template <class T>
 void matvec(backend::scalar b, const T* w, std::size_t rows, std::size_t cols, const float* x,
             float* y) {
-    for (std::size_t r = 0; r < rows; ++r) y[r] = dot(b, w + r * cols, x, cols);
+    const std::size_t row_elements = cols / weights_per_element<T>();
+    for (std::size_t r = 0; r < rows; ++r) y[r] = dot(b, w + r * row_elements, x, cols);
 }
 
 // Y = X W^T for a batch of n_tokens activation rows X (n_tokens, cols);

@@ -3,6 +3,7 @@
 // through which the model reads weights.
 //
 // Depends on: moelab/tensor.hpp, moelab/thread_pool.hpp, moelab/error.hpp,
+//             moelab/quant/quant.hpp (the quantized block types),
 //             moelab/kernels/scalar.hpp (the reference backend is always there);
 //             for a SIMD backend, include its header too (kernels/highway.hpp,
 //             kernels/xsimd.hpp) anywhere in the translation unit.
@@ -21,6 +22,7 @@
 #include "moelab/error.hpp"
 #include "moelab/kernels/backend.hpp"
 #include "moelab/kernels/scalar.hpp"
+#include "moelab/quant/quant.hpp"
 #include "moelab/tensor.hpp"
 #include "moelab/thread_pool.hpp"
 
@@ -34,6 +36,11 @@ void visit_weight_type(const WeightMatrix& w, F&& f) {
         case DType::f32: return f(reinterpret_cast<const float*>(w.data));
         case DType::f16: return f(reinterpret_cast<const moelab::f16*>(w.data));
         case DType::bf16: return f(reinterpret_cast<const moelab::bf16*>(w.data));
+        case DType::q8_0: return f(reinterpret_cast<const block_q8_0*>(w.data));
+        case DType::q4_0: return f(reinterpret_cast<const block_q4_0*>(w.data));
+        case DType::q4_k: return f(reinterpret_cast<const block_q4_k*>(w.data));
+        case DType::q5_k: return f(reinterpret_cast<const block_q5_k*>(w.data));
+        case DType::q6_k: return f(reinterpret_cast<const block_q6_k*>(w.data));
         default:
             throw Error("linear", "weights of type " + std::string(dtype_name(w.dtype)) +
                                       " have no kernel in this build");
@@ -42,7 +49,7 @@ void visit_weight_type(const WeightMatrix& w, F&& f) {
 
 // True when visit_weight_type() has a kernel for this storage type.
 constexpr bool has_linear_kernel(DType t) {
-    return t == DType::f32 || t == DType::f16 || t == DType::bf16;
+    return t == DType::f32 || t == DType::f16 || t == DType::bf16 || is_quantized(t);
 }
 
 // Rows per thread chunk: a multiple of every backend's row blocking, so that
