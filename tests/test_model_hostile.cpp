@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "moelab/model/transformer.hpp"
+#include "moelab/tokenizer/model_tokenizer.hpp"
 #include "support/fixtures.hpp"
 #include "support/gguf_writer.hpp"
 #include "support/safetensors_writer.hpp"
@@ -218,4 +219,59 @@ TEST_CASE("HF folders with bad config.json or tensors are refused with the file 
         require_error([&] { Model::load(folder); }, {"qwen3-dense.hf", "missing tensor", "model.layers.1.mlp.up_proj.weight"});
     }
     require_error([&] { Model::load(dir.path() / "nothing-here"); }, {"nothing-here"});
+}
+
+// Randomised: corrupt the metadata and tensor-info region of small GGUF
+// fixtures (where a flipped byte changes a hyperparameter, a shape or a type
+// rather than a weight) and push every mutant through the whole stack —
+// Model::load, the tokenizer, and a forward pass. Each must either load or
+// throw moelab::Error; a mutant that loads must run without crashing (its
+// logits may be garbage). Run under ASan/UBSan in CI.
+TEST_CASE("corrupted GGUF models load and run, or are refused with moelab::Error", "[model][hostile][fuzz][fixtures]") {
+    MOELAB_REQUIRE_FIXTURES();
+    TempDir dir("model-fuzz");
+    std::mt19937_64 rng(20261122);
+    std::size_t loaded = 0, refused = 0, ran = 0;
+    ThreadPool pool(1);
+    for (const char* name : {"llama-dense", "qwen2-moe", "qwen3-moe", "qwen35-moe"}) {
+        const auto original = read_bytes(fixtures_dir() / "models" / (std::string(name) + ".gguf"));
+        std::uint64_t header_end = original.size();
+        const io::GGUFFile file(fixtures_dir() / "models" / (std::string(name) + ".gguf"));
+        for (const auto& t : file.tensors()) header_end = std::min(header_end, t.file_offset);
+        for (int it = 0; it < 150; ++it) {
+            std::vector<char> bytes = original;
+            const int edits = 1 + static_cast<int>(rng() % 3);
+            for (int e = 0; e < edits; ++e) {
+                const std::size_t at = rng() % header_end;
+                switch (rng() % 3) {
+                    case 0: bytes[at] = static_cast<char>(rng()); break;                   // any byte
+                    case 1: bytes[at] = static_cast<char>(rng() % 8); break;               // a small number
+                    default: bytes[at] = static_cast<char>(bytes[at] ^ (1 << (rng() % 8)));  // one bit
+                }
+            }
+            const auto path = dir.write("mutant.gguf", reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
+            try {
+                const Model model = Model::load(path);
+                ++loaded;
+                try {
+                    (void)load_tokenizer(model);
+                } catch (const Error&) {
+                }
+                Transformer<backend::scalar> t(model, pool, 8);
+                std::vector<float> logits(3 * model.config().n_vocab);
+                const std::vector<std::int32_t> tokens{0, 1, 2};
+                if (model.config().n_vocab >= 3) {
+                    t.forward(tokens, logits.data());
+                    ++ran;
+                }
+            } catch (const Error&) {
+                ++refused;
+            }
+        }
+    }
+    WARN("model fuzz: " << loaded << " mutants loaded (" << ran << " ran a forward pass), " << refused
+                        << " refused with moelab::Error");
+    CHECK(loaded + refused == 600);
+    CHECK(ran > 0);
+    CHECK(refused > 0);
 }

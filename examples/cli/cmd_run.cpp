@@ -100,8 +100,11 @@ int cmd_run(int argc, char** argv) {
     ThreadPool pool(static_cast<std::size_t>(threads));
     std::signal(SIGINT, on_sigint);
     const std::string backend_name = args.get("backend", default_backend());
-    std::fprintf(stderr, "moelab run: %s (%s), %zu prompt tokens, backend %s, %zu threads\n", c.name.c_str(),
-                 std::string(arch_name(c.arch)).c_str(), prompt.size(), backend_name.c_str(), pool.size());
+    with_backend(backend_name, [&](auto b) {
+        std::fprintf(stderr, "moelab run: %s (%s), %zu prompt tokens, backend %s [%s], %zu threads\n", c.name.c_str(),
+                     std::string(arch_name(c.arch)).c_str(), prompt.size(), backend_name.c_str(), instruction_set(b),
+                     pool.size());
+    });
     const GenerationResult r = with_backend(backend_name, [&](auto backend) {
         Transformer<decltype(backend)> transformer(model, pool, max_ctx);
         return generate(transformer, tokenizer, prompt, options, [](std::string_view piece) {

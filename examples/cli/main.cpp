@@ -30,6 +30,7 @@ const char* kUsage =
     "                                    generate text, streamed; speeds and expert usage on stderr\n"
     "  synth --out FILE [--arch qwen3|qwen3moe] [--d-model D] [--layers L] [--dtype bf16] ...\n"
     "                                    write a synthetic GGUF model (for side-by-side speed runs)\n"
+    "  --version                         version, and the instruction set each backend compiled to\n"
     "\n"
     "common options: --backend scalar|highway|xsimd, -t N (threads)\n"
     "MODEL is a .gguf file or a Hugging Face folder (config.json + *.safetensors).\n";
@@ -50,8 +51,10 @@ int main(int argc, char** argv) {
         if (command == "run") return cmd_run(argc - 2, argv + 2);
         if (command == "bench") return cmd_bench(argc - 2, argv + 2);
         if (command == "synth") return cmd_synth(argc - 2, argv + 2);
-        if (command == "--version") {
+        if (command == "--version" || command == "version") {
             std::puts("moelab " MOELAB_VERSION_STRING);
+            for (const std::string& name : available_backends())
+                with_backend(name, [&](auto b) { std::printf("  backend %-8s %s\n", name.c_str(), instruction_set(b)); });
             return 0;
         }
         throw UsageError("unknown command '" + command + "' (see moelab --help)");

@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+cmake_minimum_required(VERSION 3.21)
+# The size budget of docs/architecture.md and STYLE.md: a header over 600
+# lines must say why in its own text ("... past 600 lines because ..."), and
+# generated headers say "do not edit". Prints every header's size.
+file(GLOB_RECURSE headers "${SOURCE_DIR}/include/moelab/*.hpp")
+set(over "")
+set(total 0)
+list(LENGTH headers n)
+foreach(h IN LISTS headers)
+  file(READ "${h}" text)
+  string(REGEX MATCHALL "\n" newlines "${text}")
+  list(LENGTH newlines count)
+  math(EXPR total "${total} + ${count}")
+  if(count GREATER 600)
+    if(NOT text MATCHES "600 lines" AND NOT text MATCHES "do not edit")
+      list(APPEND over "${h} (${count} lines, no stated reason)")
+    endif()
+  endif()
+endforeach()
+math(EXPR mean "${total} / ${n}")
+message(STATUS "header sizes: ${n} headers, ${total} lines, mean ${mean}")
+if(over)
+  message(FATAL_ERROR "headers over the 600-line budget without a stated reason:\n${over}")
+endif()
