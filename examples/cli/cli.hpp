@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "moelab/dtype.hpp"
 #include "moelab/kernels/scalar.hpp"
 #if MOELAB_HAVE_HIGHWAY
 #include "moelab/kernels/highway.hpp"
@@ -105,6 +106,18 @@ inline std::vector<std::int32_t> parse_token_list(const std::string& text) {
         start = comma + 1;
     }
     return out;
+}
+
+// "--dtype" values: every weight type moelab stores (f32, f16, bf16, q8_0,
+// q4_0, q4_k, q5_k, q6_k), by its dtype_name.
+inline DType parse_weight_dtype(const std::string& name) {
+    std::string known;
+    for (const DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k,
+                          DType::q6_k}) {
+        if (name == dtype_name(t)) return t;
+        known += (known.empty() ? "" : ", ") + std::string(dtype_name(t));
+    }
+    throw UsageError("--dtype must be one of " + known + " (got '" + name + "')");
 }
 
 inline std::string default_backend() {

@@ -8,7 +8,7 @@
 // DeltaNet layer against a full attention layer at growing context lengths.
 //
 //   moelab bench [--d-model 2048] [--d-ff 6144] [--experts 64] [--k 8]
-//                [--batch 1,8,64,512] [--dtype bf16|f16|f32] [--context 512,2048,8192]
+//                [--batch 1,8,64,512] [--dtype bf16|f16|f32|q8_0|q4_0|q4_k|q5_k|q6_k] [--context 512,2048,8192]
 //                [--min-time 0.25] [--backend B] [-t N] [--json FILE] [--skip-mixers]
 #include <algorithm>
 #include <chrono>
@@ -43,13 +43,6 @@ std::vector<std::size_t> parse_list(const std::string& text, const std::string& 
         start = comma + 1;
     }
     return out;
-}
-
-DType parse_dtype(const std::string& s) {
-    if (s == "f32") return DType::f32;
-    if (s == "f16") return DType::f16;
-    if (s == "bf16") return DType::bf16;
-    throw UsageError("--dtype must be f32, f16 or bf16 (got '" + s + "')");
 }
 
 // Median seconds of f(), repeated until `min_time` has passed (3 to 100 runs), after one warm-up.
@@ -115,7 +108,7 @@ int cmd_bench(int argc, char** argv) {
     const auto k = static_cast<std::size_t>(args.integer("k", 8));
     const auto batches = parse_list(args.get("batch", "1,8,64,512"), "--batch");
     const auto contexts = parse_list(args.get("context", "512,2048,8192"), "--context");
-    const DType dtype = parse_dtype(args.get("dtype", "bf16"));
+    const DType dtype = parse_weight_dtype(args.get("dtype", "bf16"));
     const double min_time = args.number("min-time", 0.25);
     const long long threads = args.integer("t", args.integer("threads", 0));
     if (D == 0 || F == 0 || E == 0 || k == 0 || k > E) throw UsageError("need d-model, d-ff, experts > 0 and 1 <= k <= experts");
@@ -165,6 +158,14 @@ int cmd_bench(int argc, char** argv) {
             std::size_t width;
         };
         for (const Comparison& cmp : {Comparison{"equal active", F / k}, Comparison{"equal total", F / E}}) {
+            // Quantized experts need whole blocks per row (the down projection's
+            // rows are `width` long): 256 weights for the K-quants.
+            const std::size_t block = dtype_traits(dtype).block_elems;
+            if (cmp.width % block != 0 || F % block != 0) {
+                std::printf("\n%s parameters: skipped, expert width %zu or d_ff %zu is not a multiple of %s's block of %zu weights\n",
+                            cmp.name.c_str(), cmp.width, F, std::string(dtype_name(dtype)).c_str(), block);
+                continue;
+            }
             const SyntheticMoEFFN moe(D, E, k, cmp.width, dtype, rng);
             const MoEFFNWeights moe_w = moe.weights();
             std::printf("\n%s parameters: dense d_ff %zu (%.1f M params) vs MoE %zu experts x %zu, top-%zu "

@@ -114,8 +114,11 @@ int cmd_inspect(int argc, char** argv) {
     const ModelCost cost = model_cost(c, model.weights());
 
     nlohmann::json tensors = nlohmann::json::array();
+    std::uint64_t all_bytes = 0, all_elements = 0;  // every tensor, for the overall bits per weight
     for (const auto& row : model.weight_map().rows()) {
         const auto& e = *row.entry;
+        all_bytes += e.nbytes;
+        all_elements += e.n_elements();
         const double bits = e.n_elements() ? 8.0 * static_cast<double>(e.nbytes) / static_cast<double>(e.n_elements()) : 0.0;
         tensors.push_back({{"name", e.name},
                            {"internal", row.key ? WeightMap::key_id(*row.key) : ""},
@@ -140,6 +143,11 @@ int cmd_inspect(int argc, char** argv) {
         const nlohmann::json out = {{"model", model.path().string()},
                                     {"hyperparameters", hyperparameters(c)},
                                     {"tensors", tensors},
+                                    {"weights", {{"bytes", all_bytes},
+                                                 {"elements", all_elements},
+                                                 {"bits_per_weight", all_elements ? 8.0 * static_cast<double>(all_bytes) /
+                                                                                       static_cast<double>(all_elements)
+                                                                                  : 0.0}}},
                                     {"cost", headline}};
         std::puts(out.dump(2).c_str());
         return 0;
@@ -153,11 +161,8 @@ int cmd_inspect(int argc, char** argv) {
 
     std::printf("\ntensors (%zu):\n  %-48s %-34s %-20s %-6s %12s %6s\n", tensors.size(), "name", "internal", "shape",
                 "dtype", "bytes", "bits/w");
-    std::uint64_t all_bytes = 0, all_elements = 0;
     for (const auto& row : model.weight_map().rows()) {
         const auto& e = *row.entry;
-        all_bytes += e.nbytes;
-        all_elements += e.n_elements();
         std::printf("  %-48s %-34s %-20s %-6s %12" PRIu64 " %6.2f\n", e.name.c_str(),
                     row.key ? WeightMap::key_id(*row.key).c_str() : "(unused)", shape_string(e.shape).c_str(),
                     e.type_name.c_str(), e.nbytes,

@@ -5,6 +5,8 @@
 //   moelab synth --out FILE [--arch qwen3|qwen3moe] [--d-model 2048] [--layers 8]
 //                [--heads 16] [--kv-heads 4] [--head-dim 128] [--d-ff 6144]
 //                [--experts 64] [--k 8] [--expert-ff 768] [--vocab 32000] [--dtype bf16] [--seed 1]
+//   --dtype: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k (one type for every matrix;
+//            norms f32, and the MoE router f32 as in llama.cpp's quantized files)
 //
 // Weights are random (moelab/synthetic.hpp's scale), norms are 1; the
 // tokenizer is byte-level BPE over the 256 byte tokens plus a few special
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -54,10 +57,17 @@ int cmd_synth(int argc, char** argv) {
     if (H % KV != 0 || K > E) throw UsageError("--heads must be a multiple of --kv-heads and --k <= --experts");
     if (V < 260) throw UsageError("--vocab must be at least 260 (256 bytes + special tokens)");
     const std::string dt = args.get("dtype", "bf16");
-    const DType dtype = dt == "f32" ? DType::f32 : dt == "f16" ? DType::f16 : dt == "bf16" ? DType::bf16
-                        : throw UsageError("--dtype must be f32, f16 or bf16");
-    const std::uint64_t seed = static_cast<std::uint64_t>(args.integer("seed", 1));
+    const DType dtype = parse_weight_dtype(dt);
     const bool moe = arch == "qwen3moe";
+    // Quantized rows are whole blocks: every row length (d_model, heads x
+    // head_dim, d_ff, expert width) must be a multiple of the block size.
+    const std::uint64_t block = dtype_traits(dtype).block_elems;
+    for (const auto& [what, n] : {std::pair<const char*, std::uint64_t>{"--d-model", D}, {"--heads x --head-dim", H * HD},
+                                  moe ? std::pair<const char*, std::uint64_t>{"--expert-ff", FE} : std::pair<const char*, std::uint64_t>{"--d-ff", F}})
+        if (n % block != 0)
+            throw UsageError(std::string(what) + " = " + std::to_string(n) + " is not a multiple of " +
+                             std::string(dtype_name(dtype)) + "'s block of " + std::to_string(block) + " weights");
+    const std::uint64_t seed = static_cast<std::uint64_t>(args.integer("seed", 1));
 
     io::GGUFWriter w;
     w.add_string("general.architecture", arch);
@@ -80,7 +90,22 @@ int cmd_synth(int argc, char** argv) {
         w.add_u32(key("expert_used_count"), static_cast<std::uint32_t>(K));
         w.add_u32(key("expert_feed_forward_length"), static_cast<std::uint32_t>(FE));
     }
-    w.add_u32("general.file_type", dtype == DType::f32 ? 0 : dtype == DType::f16 ? 1 : 32);
+    // llama.cpp's llama_ftype numbering (informational; every matrix here has
+    // the one dtype, so the K-quants are the "_S" variants).
+    const std::uint32_t file_type = [&] {
+        switch (dtype) {
+            case DType::f32: return 0u;
+            case DType::f16: return 1u;
+            case DType::q4_0: return 2u;
+            case DType::q8_0: return 7u;
+            case DType::q4_k: return 14u;
+            case DType::q5_k: return 16u;
+            case DType::q6_k: return 18u;
+            case DType::bf16: break;
+        }
+        return 32u;
+    }();
+    w.add_u32("general.file_type", file_type);
 
     // Tokenizer: the 256 byte tokens, three special tokens, padding to V.
     std::vector<std::string> tokens;

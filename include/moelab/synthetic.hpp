@@ -3,6 +3,7 @@
 // need no download: a dense SwiGLU FFN and an MoE FFN of chosen sizes.
 //
 // Depends on: moelab/dtype.hpp, moelab/tensor.hpp, moelab/model/weights.hpp,
+//             moelab/quant/quant.hpp (quantized synthetic weights),
 //             moelab/model/config.hpp, the standard library.
 //
 // Weights are uniform on [-sqrt(3/cols), sqrt(3/cols)] — variance 1/cols, the
@@ -26,6 +27,7 @@
 #include "moelab/error.hpp"
 #include "moelab/model/config.hpp"
 #include "moelab/model/weights.hpp"
+#include "moelab/quant/quant.hpp"
 #include "moelab/tensor.hpp"
 
 namespace moelab {
@@ -43,21 +45,25 @@ private:
     std::mt19937_64 engine_;
 };
 
-// An owned matrix of random weights stored at `dtype` (f32, f16 or bf16).
+// An owned matrix of random weights stored at `dtype`: f32, f16, bf16, or a
+// quantized GGUF type (each row drawn in f32, then quantized by
+// quant/quant.hpp; cols must then be a multiple of the block size, 32 or 256).
 class SyntheticMatrix {
 public:
     SyntheticMatrix() = default;
     SyntheticMatrix(std::size_t rows, std::size_t cols, DType dtype, SyntheticRng& rng) {
-        if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16)
-            throw Error("synthetic weights", "dtype " + std::string(dtype_name(dtype)) + " is not supported (f32, f16, bf16)");
-        storage_.resize((row_bytes(dtype, cols) * rows + sizeof(float) - 1) / sizeof(float));
+        const std::size_t block = dtype_traits(dtype).block_elems;
+        if (cols % block != 0)
+            throw Error("synthetic weights", "a row of " + std::to_string(cols) + " weights is not a whole number of " +
+                                                 std::string(dtype_name(dtype)) + " blocks of " + std::to_string(block));
+        const std::size_t stride = row_bytes(dtype, cols);
+        storage_.resize((stride * rows + sizeof(float) - 1) / sizeof(float));
         auto* bytes = reinterpret_cast<std::byte*>(storage_.data());
         const double half_width = std::sqrt(3.0 / static_cast<double>(cols));
-        for (std::size_t i = 0; i < rows * cols; ++i) {
-            const float v = static_cast<float>((2.0 * rng.uniform() - 1.0) * half_width);
-            if (dtype == DType::f32) reinterpret_cast<float*>(bytes)[i] = v;
-            else if (dtype == DType::f16) reinterpret_cast<f16*>(bytes)[i] = f32_to_f16(v);
-            else reinterpret_cast<bf16*>(bytes)[i] = f32_to_bf16(v);
+        std::vector<float> row(cols);
+        for (std::size_t r = 0; r < rows; ++r) {
+            for (float& v : row) v = static_cast<float>((2.0 * rng.uniform() - 1.0) * half_width);
+            quantize_row(dtype, row.data(), cols, bytes + r * stride);  // plain types: a rounding conversion
         }
         view_ = {dtype, bytes, rows, cols};
     }

@@ -10,7 +10,7 @@
 
 usage: test_cli.py MOELAB_BINARY FIXTURES_DIR   (exit 77 = fixtures absent: skipped)
 """
-import array, json, os, subprocess, sys, tempfile
+import array, json, math, os, subprocess, sys, tempfile
 
 binary, fixtures = sys.argv[1], sys.argv[2]
 if not os.path.exists(os.path.join(fixtures, "manifest.json")):
@@ -84,6 +84,29 @@ check("inspect --json", r.returncode == 0 and json.loads(r.stdout)["cost"]["acti
 r = moelab("run", "--model", os.path.join(fixtures, fullvocab["hf"]), "--prompt", "Hello", "--chat", "-n", "5")
 check("run --chat", r.returncode == 0 and "decode:" in r.stderr, r.stderr)
 
+# synth --dtype q4_k writes a quantized GGUF: inspect reports 4.5 bits per Q4_K weight (144-byte blocks of 256),
+# f32 for norms and the router, and the byte-weighted overall; the model runs.
+tiny_q4k = os.path.join(tmp, "tiny-q4_k.gguf")
+r = moelab("synth", "--out", tiny_q4k, "--arch", "qwen3moe", "--d-model", "256", "--layers", "1", "--heads", "2",
+           "--kv-heads", "1", "--head-dim", "128", "--experts", "4", "--k", "2", "--expert-ff", "256", "--vocab", "300",
+           "--dtype", "q4_k")
+check("synth --dtype q4_k", r.returncode == 0, r.stderr)
+r = moelab("inspect", "--json", tiny_q4k)
+check("inspect q4_k exit", r.returncode == 0, r.stderr)
+if r.returncode == 0:
+    info = json.loads(r.stdout)
+    by_name = {t["name"]: t for t in info["tensors"]}
+    q4k = [t for t in info["tensors"] if t["dtype"] == "Q4_K"]
+    check("inspect q4_k tensors", len(q4k) == 9 and all(t["bits_per_weight"] == 4.5 for t in q4k),
+          str([(t["name"], t["dtype"], t["bits_per_weight"]) for t in info["tensors"]]))
+    check("inspect q4_k router f32", by_name["blk.0.ffn_gate_inp.weight"]["bits_per_weight"] == 32.0)
+    total_bytes = sum(t["bytes"] for t in info["tensors"])
+    total_elements = sum(math.prod(t["shape"]) for t in info["tensors"])
+    check("inspect q4_k overall", abs(info["weights"]["bits_per_weight"] - 8 * total_bytes / total_elements) < 1e-9 and
+          4.5 < info["weights"]["bits_per_weight"] < 4.6, str(info["weights"]))
+r = moelab("logits", "--model", tiny_q4k, "--tokens", "1,2,3", "--out", out)
+check("logits q4_k synthetic", r.returncode == 0 and len(read_f32(out)) == 3 * 300, r.stderr)
+
 # failures: one line on stderr, non-zero exit, the culprit named
 gguf = os.path.join(fixtures, models["qwen3-moe"]["gguf"])
 data = open(gguf, "rb").read()
@@ -108,6 +131,8 @@ failures = [
     (["run", "--model", gguf, "--prompt", "x", "--chat"], "chat template"),
     (["run", "--model", gguf, "--prompt", "x", "--bogus", "1"], "--bogus"),
     (["frobnicate"], "frobnicate"),
+    (["synth", "--out", os.path.join(tmp, "bad-q4_k.gguf"), "--d-model", "100", "--dtype", "q4_k"], "--d-model"),
+    (["synth", "--out", os.path.join(tmp, "bad-q3.gguf"), "--dtype", "q3_k"], "q3_k"),
 ]
 for args, culprit in failures:
     r = moelab(*args)
