@@ -12,7 +12,8 @@
 //   frac_peak = FLOP per second / peak FLOP/s                    (prefill: matmul)
 // Shapes: matvec 2048x2048 (16 MiB in f32: fits a 32 MiB L3, so frac_bw may
 // exceed 1), 2048x6144 and 8192x8192 (256 MiB: DRAM); matmul 2048x2048 at 64
-// and 512 tokens (scalar: 64 only). Defaults: --benchmark_repetitions=5
+// and 512 tokens (scalar: 64 only); quantized matvec (q8_0, q4_0, q4_k, q5_k,
+// q6_k) at 4096x4096 and 8192x8192, bytes counted as block bytes. Defaults: --benchmark_repetitions=5
 // --benchmark_report_aggregates_only=true, so medians are reported; a summary
 // table (markdown) with fractions and backend ratios closes the run.
 #include <benchmark/benchmark.h>
@@ -34,6 +35,7 @@
 #if MOELAB_HAVE_XSIMD
 #include "moelab/kernels/xsimd.hpp"
 #endif
+#include "moelab/quant/quant.hpp"
 #include "moelab/roofline.hpp"
 #include "moelab/thread_pool.hpp"
 
@@ -128,6 +130,61 @@ void register_matmul(std::size_t rows, std::size_t cols, std::size_t tokens, con
     })->Unit(benchmark::kMillisecond);
 }
 
+// Quantized weights (GGUF blocks, fused dequantise-and-dot kernels). 16
+// distinct rows quantized from the same fill, then repeated: the values do
+// not change the speed, and quantizing 64M weights would cost seconds.
+template <class Block>
+const std::vector<Block>& shared_quant_weights(std::size_t rows, std::size_t cols) {
+    static std::map<std::pair<std::size_t, std::size_t>, std::vector<Block>> cache;  // bench-local
+    auto [it, inserted] = cache.try_emplace({rows, cols});
+    if (inserted) {
+        constexpr std::size_t kDistinct = 16;
+        const std::size_t blocks_per_row = cols / Block::kWeights;
+        const auto values = filled<float>(kDistinct * cols, 1);
+        std::vector<Block> distinct(kDistinct * blocks_per_row);
+        quantize_row(Block::kDType, values.data(), kDistinct * cols, reinterpret_cast<std::byte*>(distinct.data()));
+        it->second.resize(rows * blocks_per_row);
+        for (std::size_t r = 0; r < rows; ++r)
+            std::copy_n(distinct.begin() + static_cast<std::ptrdiff_t>((r % kDistinct) * blocks_per_row), blocks_per_row,
+                        it->second.begin() + static_cast<std::ptrdiff_t>(r * blocks_per_row));
+    }
+    return it->second;
+}
+
+// matvec over quantized rows; bytes are block bytes (scales included), the
+// speed that decode is bound by: weight GB/s = rows x row_bytes / time.
+template <class B, class Block>
+void register_quant_matvec(std::size_t rows, std::size_t cols, const Ceilings& c) {
+    const std::string name = std::string("matvec/") + B::name + "/" + std::string(dtype_name(Block::kDType)) + "/" +
+                             std::to_string(rows) + "x" + std::to_string(cols);
+    benchmark::RegisterBenchmark(name.c_str(), [rows, cols, c](benchmark::State& state) {
+        const auto& w = shared_quant_weights<Block>(rows, cols);
+        const auto x = filled<float>(cols, 2);
+        std::vector<float> y(rows);
+        run_and_count(state, static_cast<double>(rows * row_bytes(Block::kDType, cols)), 2.0 * rows * cols, c, [&] {
+            kernels::matvec(B{}, w.data(), rows, cols, x.data(), y.data());
+            benchmark::DoNotOptimize(y.data());
+            benchmark::ClobberMemory();
+        });
+    })->Unit(benchmark::kMicrosecond);
+}
+
+// Quantized matvec: 4096x4096 (q8_0 17.8 MB, q4_k 9.4 MB: inside a 32 MiB L3)
+// and 8192x8192 (q8_0 71 MB, q4_k 38 MB, q6_k 55 MB: DRAM), every backend
+// back to back per (format, shape).
+template <class... Backends>
+void register_quant(const Ceilings& c) {
+    auto per_format = [&]<class Block>(Block) {
+        for (auto [rows, cols] : {std::pair<std::size_t, std::size_t>{4096, 4096}, {8192, 8192}})
+            (register_quant_matvec<Backends, Block>(rows, cols, c), ...);
+    };
+    per_format(block_q8_0{});
+    per_format(block_q4_0{});
+    per_format(block_q4_k{});
+    per_format(block_q5_k{});
+    per_format(block_q6_k{});
+}
+
 // Every (dtype, shape) runs all backends back to back, so that the ratios
 // between backends come from measurements minutes apart at most (the machine
 // is shared). Scalar skips matmul at 512 tokens (6 s per call for f16).
@@ -160,6 +217,14 @@ void register_everything(const Ceilings& c) {
                  , backend::xsimd
 #endif
                  >(c);
+    register_quant<backend::scalar
+#if MOELAB_HAVE_HIGHWAY
+                   , backend::highway
+#endif
+#if MOELAB_HAVE_XSIMD
+                   , backend::xsimd
+#endif
+                   >(c);
 }
 
 // The console output, plus a markdown summary of the medians at the end.
