@@ -90,6 +90,30 @@ double prefill_flops(const ModelConfig& c, const ModelWeights& w, const ModelCos
     return per_token * N + 2.0 * head + attention;
 }
 
+// Reads one byte of every 4 KiB page of every weight matrix, so that timed runs
+// never pay for first-touch page faults of the memory-mapped file (an MoE
+// decode touches experts the warm-up token did not choose). llama.cpp maps
+// its files with MAP_POPULATE for the same reason. Returns a checksum so the
+// reads cannot be optimised away.
+unsigned touch_weights(const ModelWeights& w) {
+    unsigned sum = 0;
+    auto touch = [&](const WeightMatrix& m) {
+        if (m.empty()) return;
+        const auto* p = reinterpret_cast<const unsigned char*>(m.data);
+        for (std::size_t i = 0; i < m.bytes(); i += 4096) sum += p[i];
+    };
+    auto touch_ffn = [&](const DenseFFNWeights& f) { touch(f.gate), touch(f.up), touch(f.down); };
+    touch(w.token_embd), touch(w.output);
+    for (const LayerWeights& L : w.layers) {
+        touch(L.attn.wq), touch(L.attn.wk), touch(L.attn.wv), touch(L.attn.wo);
+        const DeltaNetWeights& N = L.deltanet;
+        touch(N.in_qkv), touch(N.in_z), touch(N.in_beta), touch(N.in_alpha), touch(N.out);
+        touch_ffn(L.ffn), touch(L.moe.router), touch_ffn(L.moe.shared), touch(L.moe.shared_gate);
+        for (const auto& e : L.moe.experts) touch_ffn(e);
+    }
+    return sum;
+}
+
 }  // namespace
 
 int cmd_bench_model(int argc, char** argv) {
@@ -108,6 +132,8 @@ int cmd_bench_model(int argc, char** argv) {
     const Model model = Model::load(path);
     const ModelConfig& c = model.config();
     const ModelCost cost = model_cost(c, model.weights());
+    volatile unsigned checksum = touch_weights(model.weights());
+    (void)checksum;
     constexpr std::size_t kDecodePrompt = 4;  // untimed tokens before decoding starts
     const std::size_t max_prefill = *std::max_element(prefills.begin(), prefills.end());
     const std::size_t max_ctx = std::max(max_prefill, kDecodePrompt + n_decode);
