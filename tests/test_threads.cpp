@@ -42,7 +42,8 @@ TEMPLATE_TEST_CASE("logits are bitwise identical for 1, 2, 3 and 5 threads", "[f
                    MOELAB_TEST_BACKENDS) {
     MOELAB_REQUIRE_FIXTURES();
     std::size_t models = 0, moe_models = 0;
-    for (const auto& m : test::manifest()["models"]) {
+    const nlohmann::json manifest = test::manifest();  // kept alive: the loop iterates into it
+    for (const auto& m : manifest["models"]) {
         if (m["weights"] != "f32" || !m.contains("gguf")) continue;
         const Model model = Model::load(test::fixtures_dir() / m["gguf"].get<std::string>());
         const auto prompt = m["cases"][0]["tokens"].get<std::vector<std::int32_t>>();
