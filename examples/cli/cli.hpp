@@ -162,6 +162,7 @@ int cmd_logits(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_bench_model(int argc, char** argv);  // moelab bench --model FILE
 int cmd_synth(int argc, char** argv);
 
 }  // namespace moelab::cli

@@ -98,6 +98,9 @@ nlohmann::json row_json(const FFNRow& r, const Ceilings& c) {
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
+    // With --model FILE, a whole model end to end (cmd_bench_model.cpp).
+    for (int i = 0; i < argc; ++i)
+        if (std::string(argv[i]) == "--model" || std::string(argv[i]) == "-model") return cmd_bench_model(argc, argv);
     const Args args(argc, argv, {"skip-mixers"});
     args.allow_only({"d-model", "d-ff", "experts", "k", "batch", "dtype", "context", "min-time", "backend", "t",
                      "threads", "json", "skip-mixers", "seed"});

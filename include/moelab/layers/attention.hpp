@@ -16,6 +16,7 @@
 // token costs one row of projections plus a pass over the cached positions.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -33,7 +34,7 @@ struct AttentionScratch {
     FloatBuffer q;       // (n_tokens, n_head * head_dim)
     FloatBuffer gate;    // (n_tokens, n_head * head_dim), Qwen3.5 only
     FloatBuffer mixed;   // (n_tokens, n_head * head_dim): attention output before Wo
-    FloatBuffer scores;  // (n_head, max positions): one row of softmax weights per head
+    FloatBuffer scores;  // (tasks, heads per KV group, positions): softmax weights, one row per query head
 };
 
 // x: (n_tokens, n_embd) -> out: (n_tokens, n_embd). The cache must have room
@@ -84,26 +85,45 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
         }
     }
 
-    // Scores, softmax and the weighted sum of values: one task per head, each
-    // writing only its own slice of `mixed`.
+    // Scores, softmax and the weighted sum of values, one KV group at a time:
+    // the `group` query heads that share KV head g are handled together, so
+    // each cached K and V row is read from memory once per group instead of
+    // once per query head (at long context the cache, not the weights, is
+    // what attention streams). Every head still gets exactly the same dot()
+    // per position and the same axpy() sequence over positions as it would on
+    // its own, so the result does not depend on the grouping or on how tasks
+    // are split. Tasks are (KV group, slice of tokens) pairs, each writing only
+    // its own slice of `mixed` and using its own rows of `scores`.
     const std::size_t n_ctx = pos0 + n_tokens;
     float* mixed = scratch(s.mixed, n_tokens * q_dim);
-    float* scores_all = scratch(s.scores, c.n_head * n_ctx);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    ctx.pool.parallel_for(c.n_head, [&](std::size_t h) {
-        const std::size_t g = h / group;
-        float* scores = scores_all + h * n_ctx;
-        for (std::size_t t = 0; t < n_tokens; ++t) {
-            const float* q_h = q + t * q_dim + h * hd;
-            const std::size_t n_visible = pos0 + t + 1;  // causal: positions 0 .. pos0 + t
-            for (std::size_t j = 0; j < n_visible; ++j)
-                scores[j] = dot(b, cache.k.data() + j * kv_dim + g * hd, q_h, hd) * scale;
-            softmax(b, scores, n_visible);
-            float* a_h = mixed + t * q_dim + h * hd;
-            for (std::size_t d = 0; d < hd; ++d) a_h[d] = 0.0f;
-            for (std::size_t j = 0; j < n_visible; ++j) axpy(b, scores[j], cache.v.data() + j * kv_dim + g * hd, a_h, hd);
+    // Enough token slices to give every thread work even when n_head_kv is small.
+    const std::size_t want = 2 * ctx.pool.size();
+    const std::size_t n_slices = std::min(n_tokens, (want + c.n_head_kv - 1) / c.n_head_kv);
+    const std::size_t slice = (n_tokens + n_slices - 1) / n_slices;
+    const std::size_t n_tasks = c.n_head_kv * n_slices;
+    float* scores_all = scratch(s.scores, n_tasks * group * n_ctx);  // (n_tasks, group, n_ctx)
+    ctx.pool.parallel_for(n_tasks, [&](std::size_t task) {
+        const std::size_t g = task / n_slices, t_begin = (task % n_slices) * slice;
+        const std::size_t t_end = std::min(n_tokens, t_begin + slice);
+        float* scores = scores_all + task * group * n_ctx;  // (group, n_ctx): row i is head g * group + i
+        for (std::size_t t = t_begin; t < t_end; ++t) {
+            const float* q_g = q + t * q_dim + g * group * hd;  // (group, hd): the group's query heads
+            float* a_g = mixed + t * q_dim + g * group * hd;    // (group, hd)
+            const std::size_t n_visible = pos0 + t + 1;          // causal: positions 0 .. pos0 + t
+            for (std::size_t j = 0; j < n_visible; ++j) {
+                const float* k_j = cache.k.data() + j * kv_dim + g * hd;
+                for (std::size_t i = 0; i < group; ++i) scores[i * n_ctx + j] = dot(b, k_j, q_g + i * hd, hd) * scale;
+            }
+            for (std::size_t i = 0; i < group; ++i) softmax(b, scores + i * n_ctx, n_visible);
+            for (std::size_t d = 0; d < group * hd; ++d) a_g[d] = 0.0f;
+            for (std::size_t j = 0; j < n_visible; ++j) {
+                const float* v_j = cache.v.data() + j * kv_dim + g * hd;
+                for (std::size_t i = 0; i < group; ++i) axpy(b, scores[i * n_ctx + j], v_j, a_g + i * hd, hd);
+            }
             if (gate)
-                for (std::size_t d = 0; d < hd; ++d) a_h[d] *= 1.0f / (1.0f + std::exp(-gate[t * q_dim + h * hd + d]));
+                for (std::size_t d = 0; d < group * hd; ++d)
+                    a_g[d] *= 1.0f / (1.0f + std::exp(-gate[t * q_dim + g * group * hd + d]));
         }
     });
 

@@ -56,20 +56,33 @@ constexpr bool has_linear_kernel(DType t) {
 // chunks never split a block of rows a kernel processes together.
 inline constexpr std::size_t kRowGrain = 16;
 
+// Rows [row_begin, row_end) of y = x W^T, on the calling thread:
+//     y[t * ldy + r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, ldy)
+// By the kernel contract every y[t, r] is the same whichever rows a call
+// covers and whether it is a matvec or a matmul, so callers may split the
+// rows of one matrix, or the matrices of several experts, across threads
+// in any way without changing a bit of the result.
+template <class Backend>
+void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, std::size_t row_end, const float* x,
+                 std::size_t n_tokens, float* y, std::size_t ldy) {
+    visit_weight_type(w, [&](auto* rows) {
+        const std::size_t blocks_per_row = w.row_bytes() / sizeof(*rows);
+        const auto* first = rows + row_begin * blocks_per_row;
+        if (n_tokens == 1)
+            matvec(backend, first, row_end - row_begin, w.cols, x, y + row_begin);
+        else
+            matmul(backend, first, row_end - row_begin, w.cols, x, n_tokens, y + row_begin, ldy);
+    });
+}
+
 // y[t, r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, W.rows)
 // PyTorch: y = x @ W.T
 template <class Backend>
 void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x,
             std::size_t n_tokens, float* y) {
-    visit_weight_type(w, [&](auto* rows) {
-        const std::size_t blocks_per_row = w.row_bytes() / sizeof(*rows);
-        pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
-            const auto* first = rows + begin * blocks_per_row;
-            if (n_tokens == 1)
-                matvec(backend, first, end - begin, w.cols, x, y + begin);
-            else
-                matmul(backend, first, end - begin, w.cols, x, n_tokens, y + begin, w.rows);
-        });
+    visit_weight_type(w, [](auto*) {});  // an unsupported dtype throws here, on the calling thread
+    pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
+        linear_rows(backend, w, begin, end, x, n_tokens, y, w.rows);
     });
 }
 

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: MIT
+// moelab bench --model FILE — a whole model end to end, measured the way
+// llama.cpp's llama-bench measures it, so the two can be put side by side on
+// the same GGUF file (docs/performance.md):
+//
+//   decode (tg N):  N tokens, one at a time through the KV cache, after a short
+//                   untimed prompt; tokens/s = N / seconds.
+//   prefill (pp P): P prompt tokens in one forward() from an empty cache (logits
+//                   of the last position only, as llama-bench); tokens/s = P / seconds.
+//
+//   moelab bench --model FILE [--prefill 64,512] [--decode 32] [--reps 3]
+//                [--backend B] [-t N] [--json FILE]
+//
+// Each test runs once untimed (page faults, first touch of the KV cache) and
+// then --reps times; the median is reported, by the wall clock (what
+// llama-bench reports) and by CPU time per thread (robust when other
+// processes time-share the cores; equal to the wall clock on an idle machine).
+// Every rate is set against the machine's ceilings, measured in the same run:
+//   decode  GB/s = weight bytes read per decoded token (model/cost.hpp) x tokens/s,
+//           as a fraction of the measured read bandwidth (roofline.hpp);
+//   prefill GFLOP/s = (2 x active matrix parameters per token + attention) x tokens/s,
+//           as a fraction of the measured peak FLOP/s.
+// The weights' dtype is whatever the file stores; nothing here depends on it.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli.hpp"
+#include "moelab/model/cost.hpp"
+#include "moelab/model/transformer.hpp"
+#include "moelab/roofline.hpp"
+
+namespace moelab::cli {
+
+namespace {
+
+struct Timing {
+    double wall = 0, cpu = 0;  // seconds: median wall clock, median process CPU time / threads
+};
+
+// Runs f() once untimed, then `reps` times; medians of wall and CPU time.
+template <class F>
+Timing median_timing(int reps, std::size_t threads, F&& f) {
+    f();
+    std::vector<double> wall, cpu;
+    for (int r = 0; r < reps; ++r) {
+        const std::clock_t c0 = std::clock();
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        cpu.push_back(static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / static_cast<double>(threads));
+    }
+    return {detail::median_of(wall), detail::median_of(cpu)};
+}
+
+std::vector<std::size_t> parse_sizes(const std::string& text, const std::string& what) {
+    std::vector<std::size_t> out;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', start), text.size());
+        const long long v = Args::parse_integer(text.substr(start, comma - start), what);
+        if (v <= 0 || v > 65536) throw UsageError(what + ": values must be in [1, 65536]");
+        out.push_back(static_cast<std::size_t>(v));
+        start = comma + 1;
+    }
+    return out;
+}
+
+// FLOPs of one prefill of n tokens from an empty cache: 2 per multiply-add.
+//   matrices:  2 x (active parameters - embedding table - LM head) per token
+//              (norm vectors are counted too; they are < 0.1 % of a layer);
+//   LM head:   once (logits of the last position only);
+//   attention: per layer and head, q.k and p.v over t + 1 positions for token t:
+//              4 x head_dim x (t + 1), summed over t = 2 x head_dim x n (n + 1).
+double prefill_flops(const ModelConfig& c, const ModelWeights& w, const ModelCost& cost, std::size_t n) {
+    const double embd = static_cast<double>(w.token_embd.rows) * static_cast<double>(w.token_embd.cols);
+    const double head = c.tied_embeddings ? embd : static_cast<double>(w.output.rows) * static_cast<double>(w.output.cols);
+    const double per_token = 2.0 * (static_cast<double>(cost.active_params) - embd - (c.tied_embeddings ? 0.0 : head));
+    const double N = static_cast<double>(n);
+    double attention = 0;
+    for (std::size_t il = 0; il < c.n_layer; ++il)
+        if (c.layer_kinds[il] == LayerKind::attention)
+            attention += 2.0 * static_cast<double>(c.q_dim()) * N * (N + 1);
+    return per_token * N + 2.0 * head + attention;
+}
+
+// Reads one byte of every 4 KiB page of every weight matrix, so that timed runs
+// never pay for first-touch page faults of the memory-mapped file (an MoE
+// decode touches experts the warm-up token did not choose). llama.cpp maps
+// its files with MAP_POPULATE for the same reason. Returns a checksum so the
+// reads cannot be optimised away.
+unsigned touch_weights(const ModelWeights& w) {
+    unsigned sum = 0;
+    auto touch = [&](const WeightMatrix& m) {
+        if (m.empty()) return;
+        const auto* p = reinterpret_cast<const unsigned char*>(m.data);
+        for (std::size_t i = 0; i < m.bytes(); i += 4096) sum += p[i];
+    };
+    auto touch_ffn = [&](const DenseFFNWeights& f) { touch(f.gate), touch(f.up), touch(f.down); };
+    touch(w.token_embd), touch(w.output);
+    for (const LayerWeights& L : w.layers) {
+        touch(L.attn.wq), touch(L.attn.wk), touch(L.attn.wv), touch(L.attn.wo);
+        const DeltaNetWeights& N = L.deltanet;
+        touch(N.in_qkv), touch(N.in_z), touch(N.in_beta), touch(N.in_alpha), touch(N.out);
+        touch_ffn(L.ffn), touch(L.moe.router), touch_ffn(L.moe.shared), touch(L.moe.shared_gate);
+        for (const auto& e : L.moe.experts) touch_ffn(e);
+    }
+    return sum;
+}
+
+}  // namespace
+
+int cmd_bench_model(int argc, char** argv) {
+    const Args args(argc, argv, {});
+    args.allow_only({"model", "prefill", "decode", "reps", "backend", "t", "threads", "json"});
+    if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    const std::string path = args.required("model");
+    const auto prefills = parse_sizes(args.get("prefill", "64,512"), "--prefill");
+    const auto n_decode = static_cast<std::size_t>(args.integer("decode", 32));
+    const long long reps = args.integer("reps", 3);
+    const long long threads = args.integer("t", args.integer("threads", 0));
+    if (n_decode == 0 || n_decode > 65536) throw UsageError("--decode must be in [1, 65536]");
+    if (reps < 1 || reps > 1000) throw UsageError("--reps must be in [1, 1000]");
+    if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
+
+    const Model model = Model::load(path);
+    const ModelConfig& c = model.config();
+    const ModelCost cost = model_cost(c, model.weights());
+    volatile unsigned checksum = touch_weights(model.weights());
+    (void)checksum;
+    constexpr std::size_t kDecodePrompt = 4;  // untimed tokens before decoding starts
+    const std::size_t max_prefill = *std::max_element(prefills.begin(), prefills.end());
+    const std::size_t max_ctx = std::max(max_prefill, kDecodePrompt + n_decode);
+    ThreadPool pool(static_cast<std::size_t>(threads));
+    nlohmann::json report;
+
+    with_backend(args.get("backend", default_backend()), [&](auto backend) {
+        using Backend = decltype(backend);
+        const std::size_t T = pool.size();
+        const CeilingMeasurement bw = measure_read_bandwidth(backend, pool);
+        const CeilingMeasurement peak = measure_peak_flops(backend, pool);
+        std::printf("moelab bench --model %s\n", path.c_str());
+        std::printf("  backend %s — %s, %zu threads; weights %s, %.2f GB stored, %.3f GB read per decoded token\n",
+                    Backend::name, instruction_set(backend), T, std::string(dtype_name(model.weights().token_embd.dtype)).c_str(),
+                    static_cast<double>(cost.total_bytes) / 1e9, static_cast<double>(cost.bytes_per_token) / 1e9);
+        std::printf("  machine (measured now; wall / cpu): read bandwidth %.1f / %.1f GB/s, peak %.0f / %.0f GFLOP/s\n",
+                    bw.median, bw.median_cpu, peak.median, peak.median_cpu);
+        std::printf("  %-8s %10s %10s %9s %8s %10s %8s\n", "test", "tok/s", "tok/s cpu", "GB/s cpu", "%bw", "GFLOP/s", "%peak");
+
+        Transformer<Backend> transformer(model, pool, max_ctx);
+        std::vector<float> logits(c.n_vocab);
+        // Token ids: a fixed, valid pseudo-random sequence (the weights are what is timed, not the text).
+        std::vector<std::int32_t> tokens(max_ctx);
+        for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>((i * 7919 + 13) % c.n_vocab);
+
+        auto emit = [&](const std::string& test, std::size_t n, const Timing& t, bool decode, double flops) {
+            const double tok_s = static_cast<double>(n) / t.wall, tok_s_cpu = static_cast<double>(n) / t.cpu;
+            nlohmann::json j{{"test", test}, {"tokens", n}, {"seconds", t.wall}, {"cpu_seconds", t.cpu},
+                             {"tokens_per_s", tok_s}, {"tokens_per_s_cpu", tok_s_cpu}};
+            if (decode) {
+                const double gbs = static_cast<double>(cost.bytes_per_token) * tok_s_cpu / 1e9;
+                j["gb_per_s_cpu"] = gbs;
+                j["frac_bw_cpu"] = gbs / bw.median_cpu;
+                j["gb_per_s"] = static_cast<double>(cost.bytes_per_token) * tok_s / 1e9;
+                j["frac_bw"] = j["gb_per_s"].get<double>() / bw.median;
+                std::printf("  %-8s %10.2f %10.2f %9.1f %7.1f%% %10s %8s\n", test.c_str(), tok_s, tok_s_cpu, gbs,
+                            100 * gbs / bw.median_cpu, "-", "-");
+            } else {
+                const double gflops = flops / t.cpu / 1e9;
+                j["gflops_cpu"] = gflops;
+                j["frac_peak_cpu"] = gflops / peak.median_cpu;
+                j["gflops"] = flops / t.wall / 1e9;
+                j["frac_peak"] = j["gflops"].get<double>() / peak.median;
+                std::printf("  %-8s %10.2f %10.2f %9s %8s %10.1f %7.1f%%\n", test.c_str(), tok_s, tok_s_cpu, "-", "-",
+                            gflops, 100 * gflops / peak.median_cpu);
+            }
+            report["tests"].push_back(j);
+        };
+
+        for (std::size_t P : prefills) {
+            const Timing t = median_timing(static_cast<int>(reps), T, [&] {
+                transformer.reset();
+                transformer.forward(std::span(tokens.data(), P), logits.data(), /*all_logits=*/false);
+            });
+            emit("pp" + std::to_string(P), P, t, false, prefill_flops(c, model.weights(), cost, P));
+        }
+        {
+            // The untimed prompt is re-run inside each repetition but outside its timing.
+            std::vector<double> wall, cpu;
+            for (long long r = 0; r <= reps; ++r) {
+                transformer.reset();
+                transformer.forward(std::span(tokens.data(), kDecodePrompt), logits.data(), false);
+                const std::clock_t c0 = std::clock();
+                const auto t0 = std::chrono::steady_clock::now();
+                for (std::size_t i = 0; i < n_decode; ++i)
+                    transformer.forward(std::span(tokens.data() + kDecodePrompt + i, 1), logits.data());
+                if (r == 0) continue;  // warm-up
+                wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                cpu.push_back(static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / static_cast<double>(T));
+            }
+            emit("tg" + std::to_string(n_decode), n_decode, {detail::median_of(wall), detail::median_of(cpu)}, true, 0);
+        }
+        report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", T},
+                             {"read_gb_per_s", bw.median}, {"read_gb_per_s_cpu", bw.median_cpu},
+                             {"peak_gflops", peak.median}, {"peak_gflops_cpu", peak.median_cpu}};
+        report["model"] = {{"path", path}, {"total_bytes", cost.total_bytes}, {"bytes_per_token", cost.bytes_per_token},
+                           {"active_params", cost.active_params}, {"total_params", cost.total_params}};
+    });
+    std::printf("  (tok/s: median wall clock, as llama-bench; cpu: per CPU second of each thread. %%bw and %%peak use cpu rates.)\n");
+    if (args.has("json")) {
+        std::ofstream f(args.get("json"));
+        if (!f) throw Error(args.get("json"), "cannot open for writing");
+        f << report.dump(2) << "\n";
+    }
+    return 0;
+}
+
+}  // namespace moelab::cli
