@@ -398,10 +398,10 @@ TEST_CASE("cuda grouped_matmul: all versions equal, bitwise, the dense matmul of
                 const auto slot_token = ws.slot_token.download(), begin = ws.expert_begin.download();
                 std::vector<float> ref(n_pairs * n_ff);
                 cuda::DeviceArray<float> one(n_ff);
-                const std::size_t row_bytes = n_ff * n_embd * (dtype == DType::bf16 ? 2 : 4);
+                const std::size_t expert_bytes = n_ff * n_embd * (dtype == DType::bf16 ? 2 : 4);
                 for (std::size_t e = 0; e < n_expert; ++e)
                     for (std::size_t s = begin[e]; s < begin[e + 1]; ++s) {
-                        const cuda::DeviceMatrix w_e{dtype, static_cast<const char*>(gate.device.data()) + e * row_bytes,
+                        const cuda::DeviceMatrix w_e{dtype, static_cast<const char*>(gate.device.data()) + e * expert_bytes,
                                                      n_ff, n_embd};
                         cuda::matmul(cuda::MatmulVersion::v3_register_tiled, w_e, x.data() + slot_token[s] * n_embd, 1,
                                      one.data(), n_ff);
@@ -464,9 +464,9 @@ TEST_CASE("cuda ffn_moe matches moelab::ffn_moe (scalar): same experts, outputs 
     //        Renormalising at most doubles the relative error: bw_j = |w_j| R.
     //   the sum itself: 2 gamma_n(k) sum_j (|w_j| + bw_j)(|y_j| + by_j).
     // The same experts are expected only when the CPU's k-th and (k+1)-th
-    // probabilities are further apart than that perturbation; the test checks
-    // this margin for every token first, so a near tie in the data fails loudly
-    // instead of flaking.
+    // probabilities are further apart than that perturbation; a token closer to
+    // a tie than that is redrawn before the comparison (either set would be a
+    // correct routing), so the exact comparison of expert ids cannot flake.
     Rng rng(909);
     ThreadPool pool(1);
     for (DType dtype : kWeightTypes)
@@ -475,35 +475,43 @@ TEST_CASE("cuda ffn_moe matches moelab::ffn_moe (scalar): same experts, outputs 
                 DYNAMIC_SECTION(dtype_name(dtype) << " E " << n_expert << " k " << k << " tokens " << n_tokens) {
                     const std::size_t n_embd = 72, n_ff = 40;
                     const TestMoEFFN moe(rng, dtype, n_embd, n_ff, n_expert, k, norm);
-                    const std::vector<float> x = rng.vector(n_tokens * n_embd, 1.0f);
+                    // For one token: the relative perturbation of its probabilities
+                    // (GPU vs CPU), and whether its k-th and (k+1)-th probabilities are
+                    // further apart than that (else either expert set would be right).
+                    struct Routing { double rel_p; bool clear; };
+                    auto routing = [&](const float* xt) {
+                        std::vector<float> logits(n_expert);
+                        kernels::matvec(kernels::backend::scalar{}, moe.router.widened.data(), n_expert, n_embd, xt,
+                                        logits.data());
+                        const auto lb = product_bound(moe.router.widened, n_expert, n_embd, xt, 1);
+                        const double L = *std::max_element(lb.begin(), lb.end());
+                        const auto [lo, hi] = std::minmax_element(logits.begin(), logits.end());
+                        const double span = double(*hi) - double(*lo) + 2.0 * L;  // |l - m| on either side
+                        const double rel_p = std::expm1(2.0 * L) + 2.0 * (kU * span + 6.0 * kU + gamma_n(n_expert));
+                        kernels::softmax(kernels::backend::scalar{}, logits.data(), n_expert);
+                        std::sort(logits.begin(), logits.end(), std::greater<>());
+                        return Routing{rel_p, logits[k - 1] - logits[k] > 2.0 * rel_p * logits[k - 1]};
+                    };
+                    // Tokens within rounding of a routing tie are redrawn (a data choice,
+                    // counted and reported; expected rarely, bounded at 100 draws).
+                    std::vector<float> x = rng.vector(n_tokens * n_embd, 1.0f);
+                    std::size_t redrawn = 0;
+                    for (std::size_t t = 0; t < n_tokens; ++t)
+                        for (int draw = 0; !routing(x.data() + t * n_embd).clear; ++draw) {
+                            REQUIRE(draw < 100);
+                            for (std::size_t d = 0; d < n_embd; ++d) x[t * n_embd + d] = rng.uniform(1.0f);
+                            ++redrawn;
+                        }
+                    if (redrawn) WARN(redrawn << " token(s) redrawn for being within rounding of a routing tie");
                     std::vector<float> ref(n_tokens * n_embd);
                     MoEScratch scratch;
                     ffn_moe(Context<kernels::backend::scalar>{{}, pool}, moe.host(), moe.config(), x.data(), n_tokens,
                             ref.data(), scratch);
 
-                    // CPU probabilities, for the margins.
-                    std::vector<float> logits(n_tokens * n_expert);
-                    kernels::matmul(kernels::backend::scalar{}, moe.router.widened.data(), n_expert, n_embd, x.data(),
-                                    n_tokens, logits.data(), n_expert);
-                    std::vector<float> probs = logits;
-                    const auto logit_bound = product_bound(moe.router.widened, n_expert, n_embd, x.data(), n_tokens);
-                    for (std::size_t t = 0; t < n_tokens; ++t) kernels::softmax(kernels::backend::scalar{}, probs.data() + t * n_expert, n_expert);
-
                     std::vector<double> bound(ref.size());
                     for (std::size_t t = 0; t < n_tokens; ++t) {
                         const float* xt = x.data() + t * n_embd;
-                        const double L = *std::max_element(logit_bound.begin() + t * n_expert,
-                                                           logit_bound.begin() + (t + 1) * n_expert);
-                        const auto [lo, hi] = std::minmax_element(logits.begin() + t * n_expert,
-                                                                  logits.begin() + (t + 1) * n_expert);
-                        const double span = double(*hi) - double(*lo) + 2.0 * L;  // |l - m| on either side
-                        const double rel_p = std::expm1(2.0 * L) + 2.0 * (kU * span + 6.0 * kU + gamma_n(n_expert));
-                        const double R = 2.0 * rel_p + 2.0 * (gamma_n(k) + kU);
-                        std::vector<float> sorted(probs.begin() + t * n_expert, probs.begin() + (t + 1) * n_expert);
-                        std::sort(sorted.begin(), sorted.end(), std::greater<>());
-                        INFO("token " << t << ": probability gap " << sorted[k - 1] - sorted[k] << " vs perturbation "
-                                      << 2.0 * rel_p * sorted[k - 1]);
-                        REQUIRE(sorted[k - 1] - sorted[k] > 2.0 * rel_p * sorted[k - 1]);
+                        const double R = 2.0 * routing(xt).rel_p + 2.0 * (gamma_n(k) + kU);
                         for (std::size_t d = 0; d < n_embd; ++d) bound[t * n_embd + d] = 0.0;
                         for (std::size_t j = 0; j < std::size_t(k); ++j) {
                             const std::size_t e = scratch.expert_ids[t * k + j];
