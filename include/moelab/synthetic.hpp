@@ -67,9 +67,28 @@ public:
         }
         view_ = {dtype, bytes, rows, cols};
     }
+    // A copy owns its own bytes (the benchmark keeps several copies of a layer
+    // so that timed calls stream from memory, not from cache), so the view
+    // must point at the copy's storage, not the original's.
+    SyntheticMatrix(const SyntheticMatrix& other) : storage_(other.storage_), view_(other.view_) { rebind(); }
+    SyntheticMatrix& operator=(const SyntheticMatrix& other) {
+        if (this != &other) {
+            storage_ = other.storage_;
+            view_ = other.view_;
+            rebind();
+        }
+        return *this;
+    }
+    SyntheticMatrix(SyntheticMatrix&&) noexcept = default;  // a moved vector keeps its buffer
+    SyntheticMatrix& operator=(SyntheticMatrix&&) noexcept = default;
+
     const WeightMatrix& view() const { return view_; }
 
 private:
+    void rebind() {
+        if (!view_.empty()) view_.data = reinterpret_cast<const std::byte*>(storage_.data());
+    }
+
     FloatBuffer storage_;  // 64-byte aligned, reinterpreted as the dtype's elements
     WeightMatrix view_;
 };
