@@ -11,10 +11,12 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "moelab/dtype.hpp"
 #include "moelab/kernels/scalar.hpp"
+#include "moelab/ops/linear.hpp"
 #if MOELAB_HAVE_HIGHWAY
 #include "moelab/kernels/highway.hpp"
 #endif
@@ -154,6 +156,28 @@ decltype(auto) with_backend(const std::string& name, F&& f) {
     std::string known;
     for (const auto& n : available_backends()) known += (known.empty() ? "" : ", ") + n;
     throw UsageError("unknown backend '" + name + "' (this build has: " + known + ")");
+}
+
+// "--activations f32|int8": how activations meet quantized weights
+// (ops::ActivationPrecision). f32, the default, is exact; int8 rounds them to
+// 8 bits for integer products where the backend has them.
+inline ops::ActivationPrecision parse_activations(const Args& args) {
+    const std::string v = args.get("activations", "f32");
+    if (v == "f32") return ops::ActivationPrecision::f32;
+    if (v == "int8") return ops::ActivationPrecision::int8;
+    throw UsageError("--activations must be f32 or int8 (got '" + v + "')");
+}
+
+// For banners: what the products with quantized weights run on.
+template <class Backend>
+std::string activations_description(Backend backend, ops::ActivationPrecision precision) {
+    if (precision == ops::ActivationPrecision::f32) return "f32 activations (exact)";
+    if constexpr (requires { kernels::int8_instruction_set(backend); }) {
+        if (const char* isa = kernels::int8_instruction_set(backend)) return std::string("int8 activations, ") + isa;
+    } else if constexpr (std::is_same_v<Backend, backend::scalar>) {
+        return "int8 activations, scalar reference";
+    }
+    return std::string("f32 activations (") + Backend::name + " has no int8 products in this build)";
 }
 
 // Subcommands: each returns the process exit code.

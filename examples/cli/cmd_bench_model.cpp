@@ -9,7 +9,7 @@
 //                   of the last position only, as llama-bench); tokens/s = P / seconds.
 //
 //   moelab bench --model FILE [--prefill 64,512] [--decode 32] [--reps 3]
-//                [--backend B] [-t N] [--json FILE]
+//                [--backend B] [--activations f32|int8] [-t N] [--json FILE]
 //
 // Each test runs once untimed (page faults, first touch of the KV cache) and
 // then --reps times; the median is reported, by the wall clock (what
@@ -118,7 +118,7 @@ unsigned touch_weights(const ModelWeights& w) {
 
 int cmd_bench_model(int argc, char** argv) {
     const Args args(argc, argv, {});
-    args.allow_only({"model", "prefill", "decode", "reps", "backend", "t", "threads", "json"});
+    args.allow_only({"model", "prefill", "decode", "reps", "backend", "activations", "t", "threads", "json"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string path = args.required("model");
     const auto prefills = parse_sizes(args.get("prefill", "64,512"), "--prefill");
@@ -128,6 +128,7 @@ int cmd_bench_model(int argc, char** argv) {
     if (n_decode == 0 || n_decode > 65536) throw UsageError("--decode must be in [1, 65536]");
     if (reps < 1 || reps > 1000) throw UsageError("--reps must be in [1, 1000]");
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
+    const ops::ActivationPrecision activations = parse_activations(args);
 
     const Model model = Model::load(path);
     const ModelConfig& c = model.config();
@@ -149,11 +150,13 @@ int cmd_bench_model(int argc, char** argv) {
         std::printf("  backend %s — %s, %zu threads; weights %s, %.2f GB stored, %.3f GB read per decoded token\n",
                     Backend::name, instruction_set(backend), T, std::string(dtype_name(model.weights().token_embd.dtype)).c_str(),
                     static_cast<double>(cost.total_bytes) / 1e9, static_cast<double>(cost.bytes_per_token) / 1e9);
+        std::printf("  products with quantized weights: %s\n", activations_description(backend, activations).c_str());
         std::printf("  machine (measured now; wall / cpu): read bandwidth %.1f / %.1f GB/s, peak %.0f / %.0f GFLOP/s\n",
                     bw.median, bw.median_cpu, peak.median, peak.median_cpu);
         std::printf("  %-8s %10s %10s %9s %8s %10s %8s\n", "test", "tok/s", "tok/s cpu", "GB/s cpu", "%bw", "GFLOP/s", "%peak");
 
         Transformer<Backend> transformer(model, pool, max_ctx);
+        transformer.set_activation_precision(activations);
         std::vector<float> logits(c.n_vocab);
         // Token ids: a fixed, valid pseudo-random sequence (the weights are what is timed, not the text).
         std::vector<std::int32_t> tokens(max_ctx);
@@ -207,6 +210,7 @@ int cmd_bench_model(int argc, char** argv) {
             emit("tg" + std::to_string(n_decode), n_decode, {detail::median_of(wall), detail::median_of(cpu)}, true, 0);
         }
         report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", T},
+                             {"activations", activations_description(backend, activations)},
                              {"read_gb_per_s", bw.median}, {"read_gb_per_s_cpu", bw.median_cpu},
                              {"peak_gflops", peak.median}, {"peak_gflops_cpu", peak.median_cpu}};
         report["model"] = {{"path", path}, {"total_bytes", cost.total_bytes}, {"bytes_per_token", cost.bytes_per_token},

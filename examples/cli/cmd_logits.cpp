@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moelab logits — the contract other tools rely on:
 //   moelab logits --model PATH --tokens 1,2,3 --out FILE [--gen N --gen-out FILE2]
-//                 [--routing FILE.json] [--backend scalar|highway|xsimd] [-t N]
+//                 [--routing FILE.json] [--backend scalar|highway|xsimd] [--activations f32|int8] [-t N]
 // FILE gets float32 little-endian logits [n_tokens][n_vocab], every position
 // (the layout of the fixtures' refs). With --gen N, N tokens are decoded
 // greedily one at a time through the cache: each step's logits go to FILE2,
@@ -47,7 +47,7 @@ std::size_t argmax(const std::vector<float>& x) {
 
 int cmd_logits(int argc, char** argv) {
     const Args args(argc, argv, {});
-    args.allow_only({"model", "tokens", "out", "gen", "gen-out", "routing", "backend", "t", "threads"});
+    args.allow_only({"model", "tokens", "out", "gen", "gen-out", "routing", "backend", "activations", "t", "threads"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string model_path = args.required("model");
     const std::vector<std::int32_t> tokens = parse_token_list(args.required("tokens"));
@@ -57,6 +57,7 @@ int cmd_logits(int argc, char** argv) {
     if (n_gen > 0 && !args.has("gen-out")) throw UsageError("--gen needs --gen-out FILE2");
     const long long threads = args.integer("t", args.integer("threads", 0));
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
+    const ops::ActivationPrecision activations = parse_activations(args);
 
     const Model model = Model::load(model_path);
     const std::size_t V = model.config().n_vocab;
@@ -67,6 +68,7 @@ int cmd_logits(int argc, char** argv) {
         using Backend = decltype(backend);
         Transformer<Backend> transformer(model, pool, tokens.size() + static_cast<std::size_t>(n_gen));
         if (args.has("routing")) transformer.record_routing(&trace);
+        transformer.set_activation_precision(activations);
 
         std::vector<float> logits(tokens.size() * V);
         transformer.forward(tokens, logits.data());

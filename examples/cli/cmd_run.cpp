@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moelab run --model PATH --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P]
 //            [--min-p P] [--repeat-penalty R] [--seed S] [--chat] [--system TEXT]
-//            [--stop STR] [--ctx N] [--backend B] [-t N]
+//            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8] [-t N]
 // Streams the generated text to stdout as it is produced; then prints the
 // prompt and decode speeds, and for MoE models how the experts were used, to
 // stderr. Ctrl-C stops generation cleanly (the summary is still printed).
@@ -53,7 +53,7 @@ void print_expert_usage(const GenerationResult& r, const ModelConfig& c) {
 int cmd_run(int argc, char** argv) {
     const Args args(argc, argv, {"chat"});
     args.allow_only({"model", "prompt", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty", "seed", "chat",
-                     "system", "stop", "ctx", "backend", "t", "threads"});
+                     "system", "stop", "ctx", "backend", "activations", "t", "threads"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string prompt_text = args.required("prompt");
     GenerationOptions options;
@@ -107,6 +107,7 @@ int cmd_run(int argc, char** argv) {
     });
     const GenerationResult r = with_backend(backend_name, [&](auto backend) {
         Transformer<decltype(backend)> transformer(model, pool, max_ctx);
+        transformer.set_activation_precision(parse_activations(args));
         return generate(transformer, tokenizer, prompt, options, [](std::string_view piece) {
             std::fwrite(piece.data(), 1, piece.size(), stdout);
             std::fflush(stdout);

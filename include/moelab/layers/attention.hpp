@@ -51,14 +51,14 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     float* q = scratch(s.q, n_tokens * q_dim);
     float* k = cache.k.data() + pos0 * kv_dim;
     float* v = cache.v.data() + pos0 * kv_dim;
-    ops::linear(b, ctx.pool, w.wk, x, n_tokens, k);
-    ops::linear(b, ctx.pool, w.wv, x, n_tokens, v);
+    linear(ctx, w.wk, x, n_tokens, k);
+    linear(ctx, w.wv, x, n_tokens, v);
     float* gate = nullptr;
     if (c.attn_output_gate) {
         // Qwen3.5: each head's projection is [q_h | gate_h]; split them apart.
         float* q_proj = scratch(s.q_proj, n_tokens * 2 * q_dim);
         gate = scratch(s.gate, n_tokens * q_dim);
-        ops::linear(b, ctx.pool, w.wq, x, n_tokens, q_proj);
+        linear(ctx, w.wq, x, n_tokens, q_proj);
         for (std::size_t t = 0; t < n_tokens; ++t)
             for (std::size_t h = 0; h < c.n_head; ++h)
                 for (std::size_t d = 0; d < hd; ++d) {
@@ -66,7 +66,7 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
                     gate[t * q_dim + h * hd + d] = q_proj[t * 2 * q_dim + h * 2 * hd + hd + d];
                 }
     } else {
-        ops::linear(b, ctx.pool, w.wq, x, n_tokens, q);
+        linear(ctx, w.wq, x, n_tokens, q);
     }
 
     for (std::size_t t = 0; t < n_tokens; ++t) {
@@ -127,7 +127,7 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
         }
     });
 
-    ops::linear(b, ctx.pool, w.wo, mixed, n_tokens, out);
+    linear(ctx, w.wo, mixed, n_tokens, out);
 }
 
 }  // namespace moelab

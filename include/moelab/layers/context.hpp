@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 // moelab/layers/context.hpp — what every layer function receives besides its
-// weights and activations: the backend tag and the thread pool.
+// weights and activations: the backend tag, the thread pool, and how
+// activations meet quantized weights.
 //
-// Depends on: moelab/thread_pool.hpp, moelab/tensor.hpp.
+// Depends on: moelab/thread_pool.hpp, moelab/tensor.hpp, moelab/ops/linear.hpp
+//             (ActivationPrecision).
 #pragma once
 
 #include <cstddef>
 
+#include "moelab/ops/linear.hpp"
 #include "moelab/tensor.hpp"
 #include "moelab/thread_pool.hpp"
 
@@ -16,7 +19,16 @@ template <class Backend>
 struct Context {
     Backend backend;   // empty tag; selects the kernel overloads
     ThreadPool& pool;  // rows of every matrix product are split over it
+    // f32: exact (the default); int8: quantized weights meet 8-bit activations (ops/linear.hpp)
+    ops::ActivationPrecision activations = ops::ActivationPrecision::f32;
 };
+
+// y = x W^T with the context's backend, threads and activation precision
+// (ops::linear; x: (n_tokens, W.cols), y: (n_tokens, W.rows)).
+template <class Backend>
+void linear(const Context<Backend>& ctx, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y) {
+    ops::linear(ctx.backend, ctx.pool, w, x, n_tokens, y, ctx.activations);
+}
 
 // Grows a scratch buffer to at least n floats and returns its data. Buffers
 // only grow, so steady-state decoding allocates nothing.

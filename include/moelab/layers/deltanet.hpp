@@ -66,10 +66,10 @@ void gated_deltanet(Context<Backend> ctx, const DeltaNetWeights& w, const ModelC
     float* z = scratch(s.z, n_tokens * v_dim);
     float* beta = scratch(s.beta, n_tokens * nv);
     float* alpha = scratch(s.alpha, n_tokens * nv);
-    ops::linear(b, ctx.pool, w.in_qkv, x, n_tokens, mixed);
-    ops::linear(b, ctx.pool, w.in_z, x, n_tokens, z);
-    ops::linear(b, ctx.pool, w.in_beta, x, n_tokens, beta);
-    ops::linear(b, ctx.pool, w.in_alpha, x, n_tokens, alpha);
+    linear(ctx, w.in_qkv, x, n_tokens, mixed);
+    linear(ctx, w.in_z, x, n_tokens, z);
+    linear(ctx, w.in_beta, x, n_tokens, beta);
+    linear(ctx, w.in_alpha, x, n_tokens, alpha);
 
     // Causal depthwise convolution over [cached K-1 inputs | new inputs], then
     // SiLU; the last K-1 inputs become the new conv state.
@@ -116,7 +116,7 @@ void gated_deltanet(Context<Backend> ctx, const DeltaNetWeights& w, const ModelC
             for (std::size_t i = 0; i < dv; ++i) o[i] *= zh[i] / (1.0f + std::exp(-zh[i]));
         });
     }
-    ops::linear(b, ctx.pool, w.out, heads, n_tokens, out);
+    linear(ctx, w.out, heads, n_tokens, out);
 }
 
 }  // namespace moelab

@@ -32,10 +32,10 @@ void ffn_dense(Context<Backend> ctx, const DenseFFNWeights& w, const float* x, s
     const std::size_t n_ff = w.gate.rows;
     float* gate = scratch(s.gate, n_tokens * n_ff);
     float* up = scratch(s.up, n_tokens * n_ff);
-    ops::linear(ctx.backend, ctx.pool, w.gate, x, n_tokens, gate);
-    ops::linear(ctx.backend, ctx.pool, w.up, x, n_tokens, up);
+    linear(ctx, w.gate, x, n_tokens, gate);
+    linear(ctx, w.up, x, n_tokens, up);
     swiglu(ctx.backend, gate, up, gate, n_tokens * n_ff);  // in place: gate <- silu(gate) * up
-    ops::linear(ctx.backend, ctx.pool, w.down, gate, n_tokens, out);
+    linear(ctx, w.down, gate, n_tokens, out);
 }
 
 }  // namespace moelab

@@ -42,6 +42,7 @@ struct MoEScratch {
     std::vector<std::uint32_t> task_expert; // the experts that received tokens, ascending
     FloatBuffer expert_in, expert_out;      // (n_tokens * n_expert_used, n_embd), in slot order
     FloatBuffer expert_gate, expert_up;     // (n_tokens * n_expert_used, n_ff_exp), in slot order
+    Q8Activations expert_in_q8, expert_hidden_q8;  // the same rows rounded to 8 bits (int8 mode only)
     FloatBuffer shared_out;                 // (n_tokens, n_embd)
     FloatBuffer shared_gate_logits;         // (n_tokens)
     DenseFFNScratch dense;
@@ -55,7 +56,7 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
 
     // 1. Route every token.
     float* probs = scratch(s.router_probs, n_tokens * E);
-    ops::linear(ctx.backend, ctx.pool, w.router, x, n_tokens, probs);
+    linear(ctx, w.router, x, n_tokens, probs);
     s.expert_ids.resize(n_tokens * k);
     float* weights = scratch(s.expert_weights, n_tokens * k);
     route(ctx.backend, probs, n_tokens, moe, s.expert_ids.data(), weights);
@@ -101,13 +102,29 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
             f(e, s.slot_begin[e], s.slot_begin[e + 1] - s.slot_begin[e], r0, std::min(n_rows, r0 + kExpertRows));
         });
     };
+    // In int8 mode each expert input row is rounded to 8 bits once here, not
+    // once per task (every expert's gate and up tasks read the same rows).
+    const bool int8_in = !w.experts.empty() && ops::uses_int8(ctx.backend, w.experts[0].gate, ctx.activations);
+    const bool int8_hidden = !w.experts.empty() && ops::uses_int8(ctx.backend, w.experts[0].down, ctx.activations);
+    if (int8_in) quantize_activations(xin, n_pairs, D, s.expert_in_q8);
     for_expert_rows(F, [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
-        ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, xin + first * D, count, hidden + first * F, F);
-        ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, xin + first * D, count, up + first * F, F);
+        if (int8_in) {
+            const Q8Rows rows = s.expert_in_q8.rows().from(first);
+            ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, rows, count, hidden + first * F, F);
+            ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, rows, count, up + first * F, F);
+        } else {
+            ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, xin + first * D, count, hidden + first * F, F);
+            ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, xin + first * D, count, up + first * F, F);
+        }
     });
     swiglu(ctx.backend, hidden, up, hidden, n_pairs * F);  // in place: hidden <- silu(gate) * up
+    if (int8_hidden) quantize_activations(hidden, n_pairs, F, s.expert_hidden_q8);
     for_expert_rows(D, [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
-        ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, hidden + first * F, count, yout + first * D, D);
+        if (int8_hidden)
+            ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, s.expert_hidden_q8.rows().from(first), count,
+                             yout + first * D, D);
+        else
+            ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, hidden + first * F, count, yout + first * D, D);
     });
     // Mixing, in the fixed order (expert, token): independent of the thread count.
     for (std::size_t i = 0; i < n_tokens * D; ++i) out[i] = 0.0f;
@@ -121,7 +138,7 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
         float* shared = scratch(s.shared_out, n_tokens * D);
         ffn_dense(ctx, w.shared, x, n_tokens, shared, s.dense);
         float* gate_logits = scratch(s.shared_gate_logits, n_tokens);
-        if (!w.shared_gate.empty()) ops::linear(ctx.backend, ctx.pool, w.shared_gate, x, n_tokens, gate_logits);
+        if (!w.shared_gate.empty()) linear(ctx, w.shared_gate, x, n_tokens, gate_logits);
         for (std::size_t t = 0; t < n_tokens; ++t) {
             const float scale = w.shared_gate.empty() ? 1.0f : 1.0f / (1.0f + std::exp(-gate_logits[t]));
             axpy(ctx.backend, scale, shared + t * D, out + t * D, D);

@@ -67,6 +67,10 @@ public:
     void reset() { cache_.reset(); }
     // Record every routing decision of later forward() calls into `trace` (nullptr: stop).
     void record_routing(RoutingTrace* trace) { trace_ = trace; }
+    // f32 (default): exact products. int8: quantized weights meet activations
+    // rounded to 8 bits, where the backend has integer products (ops/linear.hpp).
+    void set_activation_precision(ops::ActivationPrecision precision) { activations_ = precision; }
+    ops::ActivationPrecision activation_precision() const { return activations_; }
 
     // Runs `tokens` at positions n_past() .. n_past() + n - 1 and appends them to
     // the cache. logits: (n_tokens, n_vocab) if all_logits, else (n_vocab) for
@@ -79,7 +83,7 @@ public:
         if (pos0 + n > cache_.max_ctx())
             throw Error("forward", "context is full: " + std::to_string(pos0) + " + " + std::to_string(n) +
                                        " tokens exceed the cache's " + std::to_string(cache_.max_ctx()) + " positions");
-        const Context<Backend> ctx{Backend{}, pool_};
+        const Context<Backend> ctx{Backend{}, pool_, activations_};
 
         float* x = scratch(x_, n * D);
         float* xn = scratch(xn_, n * D);
@@ -116,7 +120,7 @@ public:
         // logits = rmsnorm(x) W_out^T, for every row or just the last.
         const std::size_t first = all_logits ? 0 : n - 1;
         rmsnorm_rows(ctx, x + first * D, w.output_norm, n - first, xn);
-        ops::linear(ctx.backend, pool_, w.output, xn, n - first, logits);
+        linear(ctx, w.output, xn, n - first, logits);
     }
 
 private:
@@ -149,6 +153,7 @@ private:
     ThreadPool& pool_;
     Cache cache_;
     RoutingTrace* trace_ = nullptr;
+    ops::ActivationPrecision activations_ = ops::ActivationPrecision::f32;
     RopeTable rope_;
     FloatBuffer x_, xn_, y_;  // (n_tokens, n_embd): residual stream, its normalised copy, a layer's output
     AttentionScratch attn_scratch_;

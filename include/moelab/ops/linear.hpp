@@ -4,6 +4,7 @@
 //
 // Depends on: moelab/tensor.hpp, moelab/thread_pool.hpp, moelab/error.hpp,
 //             moelab/quant/quant.hpp (the quantized block types),
+//             moelab/quant/q8_activations.hpp (the opt-in int8-activation products),
 //             moelab/kernels/scalar.hpp (the reference backend is always there);
 //             for a SIMD backend, include its header too (kernels/highway.hpp,
 //             kernels/xsimd.hpp) anywhere in the translation unit.
@@ -17,11 +18,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "moelab/error.hpp"
 #include "moelab/kernels/backend.hpp"
 #include "moelab/kernels/scalar.hpp"
+#include "moelab/quant/q8_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "moelab/tensor.hpp"
 #include "moelab/thread_pool.hpp"
@@ -75,12 +78,66 @@ void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, 
     });
 }
 
+// ---------------------------------------------------------------------------
+// The int8-activation mode (quant/q8_activations.hpp). It applies to a matrix
+// when the caller asks for it, the weights are quantized, and the backend has
+// the integer products for that block type; otherwise the exact f32 path runs.
+// ---------------------------------------------------------------------------
+enum class ActivationPrecision : std::uint8_t {
+    f32,   // every weight dequantised exactly, f32 products (the specification; the default)
+    int8,  // activations rounded to 8 bits per 32 values, integer products (opt-in)
+};
+
+template <class Backend, class Block>
+constexpr bool has_int8_product = requires(Backend b, const Block* w, Q8Row x, Q8Rows xs, float* y) {
+    matvec(b, w, std::size_t{}, std::size_t{}, x, y);
+    matmul(b, w, std::size_t{}, std::size_t{}, xs, std::size_t{}, y, std::size_t{});
+};
+
+// True when products with w run on int8 activations under `precision`.
+template <class Backend>
+bool uses_int8(Backend, const WeightMatrix& w, ActivationPrecision precision) {
+    bool available = false;
+    if (precision == ActivationPrecision::int8)
+        visit_quant_block(w.dtype, [&]<class Block>(Block) { available = has_int8_product<Backend, Block>; });
+    return available;
+}
+
+// Rows [row_begin, row_end) of y = x W^T from quantized activations x
+// (n_tokens rows); only for a matrix where uses_int8() is true.
+template <class Backend>
+void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, std::size_t row_end, Q8Rows x,
+                 std::size_t n_tokens, float* y, std::size_t ldy) {
+    visit_quant_block(w.dtype, [&]<class Block>(Block) {
+        if constexpr (has_int8_product<Backend, Block>) {
+            const auto* first = reinterpret_cast<const Block*>(w.data) + row_begin * (w.cols / Block::kWeights);
+            if (n_tokens == 1)
+                matvec(backend, first, row_end - row_begin, w.cols, x[0], y + row_begin);
+            else
+                matmul(backend, first, row_end - row_begin, w.cols, x, n_tokens, y + row_begin, ldy);
+        } else {
+            throw Error("linear", std::string("backend ") + Backend::name + " has no int8 product for " +
+                                      std::string(dtype_name(w.dtype)) + " weights");
+        }
+    });
+}
+
 // y[t, r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, W.rows)
 // PyTorch: y = x @ W.T
+// With ActivationPrecision::int8 (and a backend and dtype that have it), x is
+// rounded to 8 bits once, on the calling thread, and every thread reads it.
 template <class Backend>
-void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x,
-            std::size_t n_tokens, float* y) {
+void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y,
+            ActivationPrecision precision = ActivationPrecision::f32) {
     visit_weight_type(w, [](auto*) {});  // an unsupported dtype throws here, on the calling thread
+    if (uses_int8(backend, w, precision)) {
+        Q8Activations xq;
+        quantize_activations(x, n_tokens, w.cols, xq);
+        pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
+            linear_rows(backend, w, begin, end, xq.rows(), n_tokens, y, w.rows);
+        });
+        return;
+    }
     pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
         linear_rows(backend, w, begin, end, x, n_tokens, y, w.rows);
     });

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+// moelab/kernels/highway_int8.hpp — the Highway backend's int8-activation
+// products for quantized weights (the opt-in ActivationPrecision::int8 mode;
+// quant/q8_activations.hpp is the specification, read it first).
+//
+// Depends on: moelab/quant/q8_activations.hpp, moelab/kernels/highway_quant.hpp
+//             (unpack_k_scales_simd), Highway 1.0.x (target selection),
+//             <immintrin.h>, the standard library. kernels/highway.hpp
+//             includes this header at its end.
+//
+// Only on x86 targets with AVX-512BW (Highway's AVX3 and better). Highway
+// 1.0.3 has no byte multiply-add (SumOfMulQuadAccumulate came in a later
+// release), so the integer products call the instructions through
+// <immintrin.h>, on the target Highway compiled for:
+//   AVX-512 VNNI:          vpdpbusd — 64 u8 x s8 products summed in fours
+//                          into 16 int32 lanes, one instruction;
+//   AVX3:                  vpmaddubsw (pairs into int16) then vpmaddwd
+//                          (pairs of those into int32), the same sums.
+// On other targets this header declares nothing: ops::linear sees no int8
+// product and runs the exact f32 path (has_int8_product in ops/linear.hpp).
+//
+// Every weight type is walked in *chunks of 64 weights* (two 32-weight blocks
+// of Q8_0/Q4_0, a quarter of a Q4_K/Q5_K/Q6_K super-block). A chunk's quants
+// become 64 unsigned bytes q in weight order, its activations are 64 signed
+// bytes a, and
+//     lanes = dot4(q, a)         lane i = sum of q[j] a[j], j = 4i .. 4i+3 (exact)
+//     acc  += f32(lanes) * s     s lane i = weight scale * activation scale of those 4 weights
+// Offsets (Q4_0's 8 d, the k-quants' mins, Q6_K's 32 d sc) are products of
+// the offset and the activations' precomputed d * sum(q), into a second
+// accumulator. Each row's result is reduce(acc) - reduce(offsets): the
+// integers are the specification's, the f32 sums are in lane order
+// (tests/test_quant.cpp derives the tolerance against the scalar reference).
+// Q8_0 weights are signed: |q| goes in as the unsigned operand and the sign
+// moves onto the activation (vpmaddubsw and vpdpbusd take u8 x s8).
+//
+// Determinism rule (kernels/backend.hpp): matvec and matmul both run rows()
+// below per (row, token), so they agree bit for bit for any split.
+#pragma once
+
+#if !defined(HWY_COMPILE_ONLY_STATIC) && !defined(HWY_COMPILE_ONLY_EMU128) && \
+    !defined(HWY_COMPILE_ONLY_SCALAR)
+#define HWY_COMPILE_ONLY_STATIC 1  // see highway.hpp
+#endif
+
+#include <hwy/highway.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "moelab/kernels/backend.hpp"
+#include "moelab/kernels/highway_quant.hpp"
+#include "moelab/quant/q8_activations.hpp"
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define MOELAB_HIGHWAY_INT8 1
+#include <immintrin.h>
+// VNNI comes with AVX3_DL, and on its own with some CPUs that Highway 1.0.3
+// files under AVX3 (e.g. AMD Zen 4, whose AVX3_DL test also wants VPCLMULQDQ...).
+#if HWY_TARGET <= HWY_AVX3_DL || defined(__AVX512VNNI__)
+#define MOELAB_HIGHWAY_VNNI 1
+#else
+#define MOELAB_HIGHWAY_VNNI 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace moelab::detail::HWY_NAMESPACE::int8 {
+
+inline constexpr std::size_t kMatvecRows = 4;
+inline constexpr std::size_t kPrefetchBytes = 512;
+
+// lane i = sum_{j = 4i}^{4i+3} q[j] a[j]; q unsigned bytes <= 128, a signed.
+HWY_INLINE __m512i dot4(__m512i q, __m512i a) {
+#if MOELAB_HIGHWAY_VNNI
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, a);
+#else
+    // Pairs into int16 cannot saturate: 2 * 128 * 127 < 2^15.
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(q, a), _mm512_set1_epi16(1));
+#endif
+}
+
+// An f16 scale to f32 with F16C's one instruction (exact, like f16_to_f32).
+HWY_INLINE float f16_scale(f16 h) { return _cvtsh_ss(h.bits); }
+
+HWY_INLINE __m256i nibbles_low(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
+HWY_INLINE __m256i nibbles_high(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
+HWY_INLINE __m512i join(__m256i low, __m256i high) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+}
+// Lanes 0..7 = a, lanes 8..15 = b.
+HWY_INLINE __m512 halves(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+// Lane i = v[c0 + (i >> kShift)]: a group's scale spread over its lanes.
+template <int kShift>
+HWY_INLINE __m512 spread(__m512 v, int c0) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_srli_epi32(lane, kShift)), v);
+}
+// The chunk's contribution: acc += f32(dot4(q, a)) * s.
+HWY_INLINE void chunk(__m512i q, const std::int8_t* a, __m512 s, __m512& acc) {
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(q, _mm512_loadu_si512(a))), s, acc);
+}
+
+// ---------------------------------------------------------------------------
+// One block (for 32-weight types: one or two blocks, a chunk) into acc / off.
+// x points at the block's first activation; xd, dsum16, dsum32 at its
+// activation blocks.
+// ---------------------------------------------------------------------------
+
+// Q8_0, two blocks: w = d qs. |qs| as the unsigned operand, sign(qs) onto a.
+HWY_INLINE void two_blocks(const block_q8_0& b0, const block_q8_0& b1, Q8Row x, __m512& acc, __m512&) {
+    const __m512i q = join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0.qs)),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1.qs)));
+    const __m512i a = _mm512_loadu_si512(x.q);
+    const __m512i signed_a = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(q), _mm512_setzero_si512(), a);
+    const __m512 s = halves(f16_scale(b0.d) * x.d[0], f16_scale(b1.d) * x.d[1]);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(_mm512_abs_epi8(q), signed_a)), s, acc);
+}
+
+// Q4_0, two blocks: w = d q - 8 d; weights 0..15 in the low nibbles, 16..31 in the high.
+HWY_INLINE __m256i q4_0_quants(const block_q4_0& b) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1);
+    return nibbles_low(both);
+}
+HWY_INLINE void two_blocks(const block_q4_0& b0, const block_q4_0& b1, Q8Row x, __m512& acc, __m512& off) {
+    const float d0 = f16_scale(b0.d), d1 = f16_scale(b1.d);
+    chunk(join(q4_0_quants(b0), q4_0_quants(b1)), x.q, halves(d0 * x.d[0], d1 * x.d[1]), acc);
+    const __m512 offsets = _mm512_setr_ps(8.0f * d0, 8.0f * d1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512 sums = _mm512_setr_ps(x.dsum32[0], x.dsum32[1], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    off = _mm512_fmadd_ps(offsets, sums, off);
+}
+
+// Q4_K / Q5_K: w = d sc[j] q - dmin m[j]; chunk c = sub-blocks 2c (low
+// nibbles of qs[32c ..]) and 2c + 1 (high nibbles); Q5_K's bit 4 is bit j of qh[l].
+template <class Block>
+HWY_INLINE void k_block(const Block& b, Q8Row x, __m512& acc, __m512& off) {
+    HWY_ALIGN std::uint8_t k[16];  // sc[0..7], m[0..7]
+    quant::unpack_k_scales_simd(b.scales, k);
+    const __m128i k16 = _mm_load_si128(reinterpret_cast<const __m128i*>(k));
+    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(k16));
+    const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8)));
+    const __m256 xd = _mm256_loadu_ps(x.d);
+    const __m512 scale = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(f16_scale(b.d))), xd));
+    const __m256 mins = _mm256_mul_ps(m, _mm256_set1_ps(f16_scale(b.dmin)));
+    off = _mm512_fmadd_ps(_mm512_zextps256_ps512(mins), _mm512_zextps256_ps512(_mm256_loadu_ps(x.dsum32)), off);
+    [[maybe_unused]] __m256i qh;
+    if constexpr (requires { b.qh; }) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    for (int c = 0; c < 4; ++c) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+        __m256i low = nibbles_low(raw), high = nibbles_high(raw);
+        if constexpr (requires { b.qh; }) {  // bits 2c and 2c + 1 of qh, moved to bit 4
+            const __m256i one = _mm256_set1_epi8(1);
+            low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+            high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+            qh = _mm256_srli_epi16(qh, 2);
+        }
+        chunk(join(low, high), x.q + 64 * c, spread<3>(scale, 2 * c), acc);  // 8 lanes a sub-block
+    }
+}
+
+// Q6_K: w = d sc[g] q - 32 d sc[g], groups of 16. Chunk c = half h = c / 2,
+// groups g = 2 (c % 2) and g + 1 of it: low 4 bits from the low (c even) or
+// high (c odd) nibbles of ql[64h .. 64h + 63], high 2 bits from qh[32h + l].
+HWY_INLINE void q6_k_block(const block_q6_k& b, Q8Row x, __m512& acc, __m512& off) {
+    const __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)))),
+                                    _mm512_set1_ps(f16_scale(b.d)));
+    // Group g's activations are half g % 2 of activation block g / 2.
+    const __m512 xd = spread<1>(_mm512_zextps256_ps512(_mm256_loadu_ps(x.d)), 0);
+    const __m512 scale = _mm512_mul_ps(sc, xd);
+    off = _mm512_fmadd_ps(_mm512_mul_ps(sc, _mm512_set1_ps(32.0f)), _mm512_loadu_ps(x.dsum16), off);
+    for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+        const __m512i mask4 = _mm512_set1_epi8(0x0F);
+        const __m256i mask2 = _mm256_set1_epi8(0x03);
+        for (int part = 0; part < 2; ++part) {
+            const __m512i low = _mm512_and_si512(part == 0 ? ql : _mm512_srli_epi16(ql, 4), mask4);
+            const __m256i qh_part = part == 0 ? qh : _mm256_srli_epi16(qh, 4);
+            const __m512i high = join(_mm256_and_si256(qh_part, mask2), _mm256_and_si256(_mm256_srli_epi16(qh_part, 2), mask2));
+            const int c = 2 * h + part;  // lane i of the chunk belongs to group 4c + i / 4
+            chunk(_mm512_or_si512(low, _mm512_slli_epi16(high, 4)), x.q + 64 * c, spread<2>(scale, 4 * c), acc);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// kRows rows of row_blocks blocks (rows row_stride blocks apart) against one token.
+// ---------------------------------------------------------------------------
+template <class Block>
+HWY_INLINE void prefetch_ahead(const Block* block) {
+    const char* bytes = reinterpret_cast<const char*>(block) + kPrefetchBytes;
+    for (std::size_t offset = 0; offset < sizeof(Block); offset += 64) _mm_prefetch(bytes + offset, _MM_HINT_T0);
+}
+
+template <std::size_t kRows, class Block>
+HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::size_t row_blocks, Q8Row x,
+                     float* HWY_RESTRICT y) {
+    __m512 acc[kRows], off[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) acc[r] = off[r] = _mm512_setzero_ps();
+    constexpr std::size_t K = Block::kWeights;
+    if constexpr (K == 32) {  // Q8_0, Q4_0: two blocks a chunk
+        std::size_t b = 0;
+        for (; b + 2 <= row_blocks; b += 2) {
+            const Q8Row xb{x.q + 32 * b, x.d + b, nullptr, x.dsum32 + b};
+            for (std::size_t r = 0; r < kRows; ++r) {
+                const Block* row = w + r * row_stride;
+                prefetch_ahead(row + b);
+                two_blocks(row[b], row[b + 1], xb, acc[r], off[r]);
+            }
+        }
+        if (b < row_blocks) {  // an odd last block pairs with a zero block and zero activations
+            const Block zero{};
+            HWY_ALIGN std::int8_t q[64] = {};
+            for (int i = 0; i < 32; ++i) q[i] = x.q[32 * b + i];
+            const float d[2] = {x.d[b], 0.0f}, sum[2] = {x.dsum32[b], 0.0f};
+            for (std::size_t r = 0; r < kRows; ++r) two_blocks(w[r * row_stride + b], zero, Q8Row{q, d, nullptr, sum}, acc[r], off[r]);
+        }
+    } else {
+        for (std::size_t b = 0; b < row_blocks; ++b) {
+            const Q8Row xb{x.q + K * b, x.d + K / 32 * b, x.dsum16 + K / 16 * b, x.dsum32 + K / 32 * b};
+            for (std::size_t r = 0; r < kRows; ++r) {
+                const Block* block = w + r * row_stride + b;
+                prefetch_ahead(block);
+                if constexpr (std::is_same_v<Block, block_q6_k>) q6_k_block(*block, xb, acc[r], off[r]);
+                else k_block(*block, xb, acc[r], off[r]);
+            }
+        }
+    }
+    for (std::size_t r = 0; r < kRows; ++r) y[r] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(off[r]);
+}
+
+template <class Block>
+inline void matvec(const Block* w, std::size_t n_rows, std::size_t cols, Q8Row x, float* y) {
+    const std::size_t row_blocks = cols / Block::kWeights;
+    std::size_t r = 0;
+    for (; r + kMatvecRows <= n_rows; r += kMatvecRows) rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, x, y + r);
+    for (; r < n_rows; ++r) rows<1>(w + r * row_blocks, row_blocks, row_blocks, x, y + r);
+}
+
+// Row blocks outside, tokens inside: kMatvecRows rows stay in L1 while every token passes.
+template <class Block>
+inline void matmul(const Block* w, std::size_t n_rows, std::size_t cols, Q8Rows x, std::size_t n_tokens, float* y,
+                   std::size_t y_stride) {
+    const std::size_t row_blocks = cols / Block::kWeights;
+    std::size_t r = 0;
+    for (; r + kMatvecRows <= n_rows; r += kMatvecRows)
+        for (std::size_t t = 0; t < n_tokens; ++t)
+            rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, x[t], y + t * y_stride + r);
+    for (; r < n_rows; ++r)
+        for (std::size_t t = 0; t < n_tokens; ++t) rows<1>(w + r * row_blocks, row_blocks, row_blocks, x[t], y + t * y_stride + r);
+}
+
+}  // namespace moelab::detail::HWY_NAMESPACE::int8
+HWY_AFTER_NAMESPACE();
+
+namespace moelab::kernels {
+
+// What the int8 products compiled to.
+inline const char* int8_instruction_set(backend::highway) {
+#if MOELAB_HIGHWAY_VNNI
+    return "AVX-512 VNNI (vpdpbusd)";
+#else
+    return "AVX-512BW (vpmaddubsw + vpmaddwd)";
+#endif
+}
+
+template <IntegerFormBlock Block>
+float dot(backend::highway, const Block* w, Q8Row x, std::size_t n) {
+    float y;
+    detail::HWY_NAMESPACE::int8::rows<1>(w, 0, n / Block::kWeights, x, &y);
+    return y;
+}
+
+// W (rows, cols), x: one token, y (rows).
+template <IntegerFormBlock Block>
+void matvec(backend::highway, const Block* w, std::size_t rows, std::size_t cols, Q8Row x, float* y) {
+    detail::HWY_NAMESPACE::int8::matvec(w, rows, cols, x, y);
+}
+
+// W (rows, cols), x: n_tokens rows, y[t * y_stride + r].
+template <IntegerFormBlock Block>
+void matmul(backend::highway, const Block* w, std::size_t rows, std::size_t cols, Q8Rows x, std::size_t n_tokens,
+            float* y, std::size_t y_stride) {
+    detail::HWY_NAMESPACE::int8::matmul(w, rows, cols, x, n_tokens, y, y_stride);
+}
+
+}  // namespace moelab::kernels
+
+#else  // no AVX-512BW: no int8 products; ops::linear keeps the f32 path
+
+namespace moelab::kernels {
+inline const char* int8_instruction_set(backend::highway) { return nullptr; }
+}  // namespace moelab::kernels
+
+#endif

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+// The opt-in int8-activation products (quant/q8_activations.hpp,
+// kernels/highway_int8.hpp, ops::ActivationPrecision::int8):
+//  1. every block type's integer form gives dequantize_block's weights, bit
+//     for bit (up to the sign of a zero);
+//  2. activation quantization: each value within half a step of the input,
+//     the block maximum on +-127, the block sums as stated, NaN/inf poison
+//     the block instead of producing garbage;
+//  3. the scalar specification is within the derived bound of the same sum
+//     computed in double from the dequantised weights and activations;
+//  4. every backend that has int8 products agrees with the specification
+//     within twice the bound for any summation order (below), over a sweep of
+//     lengths (odd block counts too), row counts and batch sizes; dot, matvec
+//     and matmul agree bit for bit;
+//  5. ops::linear: int8 results are bitwise the same for any thread count,
+//     and the mode changes nothing for weights that are not quantized;
+//  6. the fixtures: a quantized model in int8 mode is bitwise identical for
+//     any thread count, and an unquantized model is bitwise the f32 mode;
+//     the distance to llama.cpp's logits is printed (WARN), not bounded
+//     (rounding activations is a different computation: docs/quantization.md).
+//
+// Bound (Higham, Thm 3.1; u = 2^-24, gamma(n) = n u / (1 - n u)). The
+// integers are exact. The specification forms per group g the products
+// (s_g d_b) * isum_g (two roundings) and o_g * dsum_g (two roundings, dsum
+// itself one more), and sums the m groups of each kind: each result is within
+// gamma(m + 3) * sum_g (|s_g d_b isum_g| + |o_g d_b sum_g|) of the exact value.
+// A backend may split each group into partial integer sums (SIMD lanes of 4
+// products) and scale and add those separately: then the bound has n / 4
+// terms and the magnitudes product by product (Exact::bound_any below).
+#include <catch2/catch.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "moelab/model/transformer.hpp"
+#include "moelab/ops/linear.hpp"
+#include "moelab/quant/q8_activations.hpp"
+#include "moelab/quant/quant.hpp"
+#include "support/backends.hpp"
+#include "support/compare.hpp"
+#include "support/fixtures.hpp"
+
+using namespace moelab;
+
+namespace {
+
+constexpr double u = 1.0 / (1 << 24);
+double gamma_n(double n) { return n * u / (1.0 - n * u); }
+
+#define MOELAB_INT8_TYPES block_q8_0, block_q4_0, block_q4_k, block_q5_k, block_q6_k
+
+// Blocks from quantizing random normal weights (realistic scales), plus a
+// few of random bytes with tame f16 scales (every bit pattern of the quants).
+template <class Block>
+std::vector<Block> random_blocks(std::size_t n_blocks, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> w(n_blocks * Block::kWeights);
+    for (float& v : w) v = normal(rng);
+    std::vector<Block> blocks(n_blocks);
+    quantize_row(Block::kDType, w.data(), w.size(), reinterpret_cast<std::byte*>(blocks.data()));
+    for (std::size_t b = 0; b < n_blocks; b += 3) {  // every third block: random quant bytes, same scales
+        auto* bytes = reinterpret_cast<std::uint8_t*>(&blocks[b]);
+        std::vector<std::uint8_t> scales(sizeof(Block));
+        std::memcpy(scales.data(), bytes, sizeof(Block));
+        for (std::size_t k = 0; k < sizeof(Block); ++k) bytes[k] = static_cast<std::uint8_t>(rng());
+        // keep the f16 fields (their offsets) from the quantized block
+        if constexpr (std::is_same_v<Block, block_q6_k>) std::memcpy(bytes + 208, scales.data() + 208, 2);
+        else if constexpr (std::is_same_v<Block, block_q4_k> || std::is_same_v<Block, block_q5_k>) std::memcpy(bytes, scales.data(), 4);
+        else std::memcpy(bytes, scales.data(), 2);
+    }
+    return blocks;
+}
+
+std::vector<float> random_activations(std::size_t n, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = normal(rng) * (i % 97 == 0 ? 20.0f : 1.0f);  // a few outliers
+    return x;
+}
+
+// The exact value of the specification's sum, in double, and two bounds:
+//   bound      for the specification's order: m group terms of each kind,
+//              gamma(m + 3) * sum_g (|s_g d isum_g| + |o_g d asum_g|);
+//   bound_any  for any split of the groups into partial integer sums (SIMD
+//              lanes hold sums of 4 products, each scaled and summed on its
+//              own: at most n / 4 terms of each kind): gamma(n / 4 + 3) times
+//              the same sum with |q_w q_x| and |q_x| taken product by product.
+struct Exact {
+    double value = 0, bound = 0, bound_any = 0;
+};
+template <class Block>
+Exact exact_dot(const Block* w, Q8Row x, std::size_t n) {
+    Exact e;
+    std::size_t groups = 0;
+    double magnitude = 0, magnitude_any = 0;
+    for (std::size_t b = 0; b < n / Block::kWeights; ++b) {
+        const auto block = integer_form(w[b]);
+        constexpr std::size_t G = decltype(block)::kGroup;
+        for (std::size_t g = 0; g < Block::kWeights / G; ++g, ++groups) {
+            const std::size_t first = b * Block::kWeights + g * G;
+            double isum = 0, asum = 0, isum_abs = 0, asum_abs = 0;
+            for (std::size_t i = 0; i < G; ++i) {
+                const double p = double(block.q[g * G + i]) * x.q[first + i];
+                isum += p, asum += x.q[first + i];
+                isum_abs += std::abs(p), asum_abs += std::abs(double(x.q[first + i]));
+            }
+            const double s = std::abs(double(block.scale[g]) * x.d[first / 32]);
+            const double o = std::abs(double(block.offset[g]) * x.d[first / 32]);
+            e.value += double(block.scale[g]) * x.d[first / 32] * isum - double(block.offset[g]) * x.d[first / 32] * asum;
+            magnitude += s * std::abs(isum) + o * std::abs(asum);
+            magnitude_any += s * isum_abs + o * asum_abs;
+        }
+    }
+    e.bound = gamma_n(double(groups) + 3) * magnitude;
+    e.bound_any = gamma_n(double(n) / 4 + 3) * magnitude_any;
+    return e;
+}
+
+template <class... Bs>
+struct BackendList {
+    template <class F>
+    static void each(F&& f) {
+        (f(Bs{}), ...);
+    }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// 1-2. The integer form and the activation format.
+// ---------------------------------------------------------------------------
+TEMPLATE_TEST_CASE("integer_form gives dequantize_block's weights", "[int8]", MOELAB_INT8_TYPES) {
+    std::mt19937 rng(21);
+    const auto blocks = random_blocks<TestType>(300, rng);
+    for (const TestType& b : blocks) {
+        float ref[TestType::kWeights];
+        dequantize_block(b, ref);
+        const auto f = integer_form(b);
+        constexpr std::size_t G = decltype(f)::kGroup;
+        for (std::size_t i = 0; i < TestType::kWeights; ++i) {
+            const float w = f.scale[i / G] * static_cast<float>(f.q[i]) - f.offset[i / G];
+            INFO("weight " << i << ": integer form " << w << ", dequantize_block " << ref[i]);
+            // The same bits, except that s q - o = 0 is +0 where s (q - 32) may be -0.
+            REQUIRE((std::bit_cast<std::uint32_t>(w) == std::bit_cast<std::uint32_t>(ref[i]) || (w == 0 && ref[i] == 0)));
+        }
+    }
+}
+
+TEST_CASE("quantize_activations: half a step, the maximum on 127, the stated sums", "[int8]") {
+    std::mt19937 rng(5);
+    const std::size_t n = 32 * 40;
+    std::vector<float> x = random_activations(n, rng);
+    for (std::size_t i = 64; i < 96; ++i) x[i] = 0.0f;  // an all-zero block
+    x[200] = -1e30f;                                     // a huge one
+    Q8Activations a;
+    quantize_activations(x.data(), 2, n / 2, a);  // two tokens of n / 2
+    REQUIRE(a.n_tokens == 2);
+    for (std::size_t b = 0; b < n / 32; ++b) {
+        const float d = a.d[b];
+        float amax = 0;
+        int s0 = 0, s1 = 0;
+        bool hit_127 = false;
+        for (std::size_t i = 0; i < 32; ++i) {
+            const std::size_t k = 32 * b + i;
+            amax = std::max(amax, std::abs(x[k]));
+            REQUIRE(a.q[k] >= -127);  // never -128: |q| fits the unsigned operand of the products
+            // |x - d q| <= d / 2, plus the rounding of x / d (one ulp of |x / d| <= 127, in units of d)
+            INFO("block " << b << " value " << i << ": x " << x[k] << ", d " << d << ", q " << int(a.q[k]));
+            REQUIRE(std::abs(double(x[k]) - double(d) * a.q[k]) <= double(d) * (0.5 + 128 * u));
+            hit_127 = hit_127 || std::abs(a.q[k]) == 127;
+            (i < 16 ? s0 : s1) += a.q[k];
+        }
+        REQUIRE(d == amax / 127.0f);
+        REQUIRE(hit_127 == (amax > 0));
+        REQUIRE(a.dsum16[2 * b] == d * static_cast<float>(s0));
+        REQUIRE(a.dsum16[2 * b + 1] == d * static_cast<float>(s1));
+        REQUIRE(a.dsum32[b] == d * static_cast<float>(s0 + s1));
+    }
+    REQUIRE(a.d[2] == 0.0f);  // the zero block
+
+    x[5] = std::numeric_limits<float>::infinity();
+    x[300] = std::numeric_limits<float>::quiet_NaN();
+    quantize_activations(x.data(), 1, n, a);
+    REQUIRE(std::isnan(a.d[0]));
+    REQUIRE(std::isnan(a.dsum32[0]));
+    REQUIRE(std::isnan(a.d[300 / 32]));
+    REQUIRE(!std::isnan(a.d[1]));
+}
+
+// ---------------------------------------------------------------------------
+// 3-4. The products.
+// ---------------------------------------------------------------------------
+TEMPLATE_TEST_CASE("the int8 specification is within the derived bound of the exact sum", "[int8]", MOELAB_INT8_TYPES) {
+    std::mt19937 rng(8);
+    for (const std::size_t n_blocks : {1u, 2u, 3u, 7u, 16u, 33u}) {
+        const std::size_t n = n_blocks * TestType::kWeights;
+        const auto w = random_blocks<TestType>(n_blocks, rng);
+        const auto x = random_activations(n, rng);
+        Q8Activations a;
+        quantize_activations(x.data(), 1, n, a);
+        const Exact e = exact_dot(w.data(), a.rows()[0], n);
+        const float got = kernels::dot(backend::scalar{}, w.data(), a.rows()[0], n);
+        INFO(n << " weights: spec " << got << ", exact " << e.value << ", bound " << e.bound);
+        CHECK(std::abs(double(got) - e.value) <= e.bound);
+    }
+}
+
+TEMPLATE_TEST_CASE("every backend's int8 products agree with the specification", "[int8][kernels]", MOELAB_INT8_TYPES) {
+    using Block = TestType;
+    std::mt19937 rng(13);
+    std::size_t backends_with_int8 = 0;
+    BackendList<MOELAB_TEST_BACKENDS>::each([&](auto backend) {
+        using Backend = decltype(backend);
+        if constexpr (ops::has_int8_product<Backend, Block>) {
+            ++backends_with_int8;
+            for (const std::size_t n_blocks : {1u, 2u, 3u, 5u, 8u, 9u, 64u + 1u}) {
+                const std::size_t cols = n_blocks * Block::kWeights;
+                for (const std::size_t rows : {1u, 3u, 4u, 5u, 9u}) {
+                    const std::size_t n_tokens = 3;
+                    const auto w = random_blocks<Block>(rows * n_blocks, rng);
+                    const auto x = random_activations(n_tokens * cols, rng);
+                    Q8Activations a;
+                    quantize_activations(x.data(), n_tokens, cols, a);
+                    std::vector<float> y_matmul(n_tokens * rows), y_matvec(rows), y_spec(rows);
+                    kernels::matmul(backend, w.data(), rows, cols, a.rows(), n_tokens, y_matmul.data(), rows);
+                    for (std::size_t t = 0; t < n_tokens; ++t) {
+                        kernels::matvec(backend, w.data(), rows, cols, a.rows()[t], y_matvec.data());
+                        kernels::matvec(backend::scalar{}, w.data(), rows, cols, a.rows()[t], y_spec.data());
+                        for (std::size_t r = 0; r < rows; ++r) {
+                            const Exact e = exact_dot(w.data() + r * n_blocks, a.rows()[t], cols);
+                            INFO(Backend::name << ": " << rows << " x " << cols << ", token " << t << ", row " << r
+                                               << ": backend " << y_matvec[r] << ", spec " << y_spec[r] << ", exact "
+                                               << e.value << ", bound " << e.bound_any);
+                            REQUIRE(std::abs(double(y_matvec[r]) - double(y_spec[r])) <= 2 * e.bound_any);
+                            REQUIRE(std::bit_cast<std::uint32_t>(y_matmul[t * rows + r]) ==
+                                    std::bit_cast<std::uint32_t>(y_matvec[r]));
+                            const float one = kernels::dot(backend, w.data() + r * n_blocks, a.rows()[t], cols);
+                            REQUIRE(std::bit_cast<std::uint32_t>(one) == std::bit_cast<std::uint32_t>(y_matvec[r]));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    REQUIRE(backends_with_int8 >= 1);  // the scalar specification, at least
+    WARN(backends_with_int8 << " backend(s) in this build have int8 products for " << dtype_name(Block::kDType));
+}
+
+// ---------------------------------------------------------------------------
+// 5. ops::linear.
+// ---------------------------------------------------------------------------
+TEMPLATE_TEST_CASE("ops::linear in int8 mode: any thread count, same bits; plain weights unchanged", "[int8]",
+                   MOELAB_TEST_BACKENDS) {
+    std::mt19937 rng(17);
+    const std::size_t rows = 200, cols = 512, n_tokens = 5;
+    const auto blocks = random_blocks<block_q4_k>(rows * cols / 256, rng);
+    const WeightMatrix quantized{DType::q4_k, reinterpret_cast<const std::byte*>(blocks.data()), rows, cols};
+    std::vector<float> plain_values(rows * cols);
+    for (float& v : plain_values) v = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+    const WeightMatrix plain{DType::f32, reinterpret_cast<const std::byte*>(plain_values.data()), rows, cols};
+    const auto x = random_activations(n_tokens * cols, rng);
+
+    auto run = [&](const WeightMatrix& w, std::size_t threads, ops::ActivationPrecision p, std::size_t tokens) {
+        ThreadPool pool(threads);
+        std::vector<float> y(tokens * rows);
+        ops::linear(TestType{}, pool, w, x.data(), tokens, y.data(), p);
+        return y;
+    };
+    using P = ops::ActivationPrecision;
+    for (const std::size_t tokens : {std::size_t{1}, n_tokens}) {
+        const auto one = run(quantized, 1, P::int8, tokens);
+        for (const std::size_t threads : {2u, 3u})
+            REQUIRE(std::memcmp(one.data(), run(quantized, threads, P::int8, tokens).data(), one.size() * 4) == 0);
+        const auto f32 = run(plain, 2, P::f32, tokens);
+        REQUIRE(std::memcmp(f32.data(), run(plain, 2, P::int8, tokens).data(), f32.size() * 4) == 0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Whole models.
+// ---------------------------------------------------------------------------
+TEMPLATE_TEST_CASE("int8 mode on the fixtures: thread-count invariant, a no-op without quantized weights",
+                   "[int8][fixtures]", MOELAB_TEST_BACKENDS) {
+    MOELAB_REQUIRE_FIXTURES();
+    std::size_t quantized_models = 0, plain_models = 0;
+    const nlohmann::json manifest = test::manifest();  // a named object: a range-for over a temporary's member dangles
+    for (const auto& entry : manifest["models"]) {
+        if (entry["cases"].empty() || !entry["cases"][0].contains("logits_exact")) continue;  // the qwen3-moe-256-* family
+        const std::string name = entry["name"];
+        const Model model = Model::load(test::fixtures_dir() / entry["gguf"].get<std::string>());
+        const std::size_t V = model.config().n_vocab;
+        const auto& c = entry["cases"][1];  // the longer prompt
+        const auto tokens = c["tokens"].get<std::vector<std::int32_t>>();
+        auto logits = [&](std::size_t threads, ops::ActivationPrecision p) {
+            ThreadPool pool(threads);
+            Transformer<TestType> transformer(model, pool);
+            transformer.set_activation_precision(p);
+            std::vector<float> out(tokens.size() * V);
+            transformer.forward(tokens, out.data());
+            return out;
+        };
+        const auto int8_one = logits(1, ops::ActivationPrecision::int8);
+        const auto int8_three = logits(3, ops::ActivationPrecision::int8);
+        REQUIRE(std::memcmp(int8_one.data(), int8_three.data(), int8_one.size() * 4) == 0);
+        const auto f32 = logits(2, ops::ActivationPrecision::f32);
+        if (is_quantized(model.weights().layers[0].attn.wq.dtype)) {
+            ++quantized_models;
+            const auto exact = test::read_f32(test::fixtures_dir() / c["logits_exact"].get<std::string>());
+            const auto llama = test::read_f32(test::fixtures_dir() / c["logits"].get<std::string>());
+            REQUIRE(exact.size() == int8_one.size());
+            WARN(name << " (" << TestType::name << ", int8 activations): max |diff| vs logits_exact "
+                      << test::max_abs_diff(int8_one.data(), exact.data(), exact.size()).value
+                      << "; llama.cpp's quantized path vs logits_exact "
+                      << test::max_abs_diff(llama.data(), exact.data(), exact.size()).value);
+        } else {
+            ++plain_models;
+            REQUIRE(std::memcmp(int8_one.data(), f32.data(), f32.size() * 4) == 0);
+        }
+    }
+    REQUIRE(quantized_models > 0);
+    REQUIRE(plain_models > 0);
+}
