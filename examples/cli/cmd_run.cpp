@@ -4,9 +4,15 @@
 //            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8] [-t N]
 // Streams the generated text to stdout as it is produced; then prints the
 // prompt and decode speeds, and for MoE models how the experts were used, to
-// stderr. Ctrl-C stops generation cleanly (the summary is still printed).
+// stderr. When stderr is a terminal, a status line there shows the prefill's
+// progress, and the decode's too when stdout is not that terminal (the text
+// itself shows it otherwise). Ctrl-C is checked after every prefill chunk and
+// every decode step, whether or not text came out; it stops generation
+// cleanly: the summary is still printed and the exit code is 130 (128 + SIGINT).
+#include <unistd.h>
+
 #include <algorithm>
-#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -25,6 +31,53 @@ namespace {
 // handler can reach nothing else.
 volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+// Prompt tokens per forward call. A few hundred tokens per matrix-matrix product keeps
+// prefill compute-bound (weights are re-read once per chunk, a small cost next to the FLOPs),
+// and a chunk is short enough that Ctrl-C and the status line respond during a long prompt.
+constexpr std::size_t prefill_chunk = 256;
+
+// One line on stderr, rewritten in place ("\r", then ESC [K erases the old text), at most
+// four times a second so that printing never costs noticeable time, except that a new phase
+// (prefill -> decode) shows at once. Disabled unless stderr is a terminal: in a log file these
+// updates would be noise.
+class StatusLine {
+public:
+    explicit StatusLine(bool enabled) : enabled_(enabled) {}
+
+    void show(const std::string& text, bool at_once) {
+        if (!enabled_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (shown_ && !at_once && now - last_ < std::chrono::milliseconds(250)) return;
+        std::fprintf(stderr, "\r\033[K%s", text.c_str());
+        std::fflush(stderr);
+        shown_ = true;
+        last_ = now;
+    }
+
+    void clear() {
+        if (!shown_) return;
+        std::fputs("\r\033[K", stderr);
+        std::fflush(stderr);
+        shown_ = false;
+    }
+
+private:
+    bool enabled_;
+    bool shown_ = false;
+    std::chrono::steady_clock::time_point last_;
+};
+
+std::string progress_text(const GenerationProgress& p) {
+    char line[160];
+    if (!p.decoding)
+        std::snprintf(line, sizeof line, "prefill: %zu/%zu prompt tokens (%.1f tokens/s), Ctrl-C stops", p.prompt_done,
+                      p.prompt_tokens, static_cast<double>(p.prompt_done) / std::max(p.seconds, 1e-9));
+    else
+        std::snprintf(line, sizeof line, "decode: %zu/%zu tokens (%.1f tokens/s), Ctrl-C stops", p.generated,
+                      p.max_new_tokens, static_cast<double>(p.generated) / std::max(p.seconds, 1e-9));
+    return line;
+}
 
 void print_expert_usage(const GenerationResult& r, const ModelConfig& c) {
     if (r.expert_counts.empty()) return;
@@ -98,6 +151,20 @@ int cmd_run(int argc, char** argv) {
     if (prompt.size() >= max_ctx) throw UsageError("the prompt (" + std::to_string(prompt.size()) + " tokens) does not fit --ctx");
 
     ThreadPool pool(static_cast<std::size_t>(threads));
+    // The status line shares the terminal with the text only while no text is written: during
+    // decode it is shown only when the text goes elsewhere (a file, a pipe).
+    StatusLine status(isatty(fileno(stderr)) != 0);
+    const bool text_on_terminal = isatty(fileno(stdout)) != 0;
+    options.prefill_chunk = prefill_chunk;
+    bool decoding = false;
+    options.on_progress = [&](const GenerationProgress& p) {
+        if (p.decoding && text_on_terminal)
+            status.clear();
+        else
+            status.show(progress_text(p), /*at_once=*/p.decoding != decoding);
+        decoding = p.decoding;
+        return g_interrupted == 0;
+    };
     std::signal(SIGINT, on_sigint);
     const std::string backend_name = args.get("backend", default_backend());
     with_backend(backend_name, [&](auto b) {
@@ -108,13 +175,15 @@ int cmd_run(int argc, char** argv) {
     const GenerationResult r = with_backend(backend_name, [&](auto backend) {
         Transformer<decltype(backend)> transformer(model, pool, max_ctx);
         transformer.set_activation_precision(parse_activations(args));
-        return generate(transformer, tokenizer, prompt, options, [](std::string_view piece) {
+        return generate(transformer, tokenizer, prompt, options, [&](std::string_view piece) {
+            if (text_on_terminal) status.clear();
             std::fwrite(piece.data(), 1, piece.size(), stdout);
             std::fflush(stdout);
             return g_interrupted == 0;
         });
     });
     std::signal(SIGINT, SIG_DFL);
+    status.clear();
     std::fputc('\n', stdout);
     std::fflush(stdout);
 

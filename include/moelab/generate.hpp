@@ -8,9 +8,12 @@
 // The loop knows nothing about architectures or caches: Transformer::forward
 // appends tokens whatever the layers keep (KV cache, recurrent state). It
 // stops at the first of: an end-of-sequence or end-of-turn token, a user stop
-// string in the text, max_new_tokens, or the callback returning false (Ctrl-C).
-// Text streams as complete UTF-8 characters; text that might be the start of
-// a stop string is held back until it is known not to be one.
+// string in the text, max_new_tokens, a full context, or a callback returning
+// false (Ctrl-C). Text streams as complete UTF-8 characters; text that might be
+// the start of a stop string is held back until it is known not to be one.
+// Because a step can produce no text (held back, or half a character), a caller
+// that must react promptly (Ctrl-C, a progress line) uses on_progress, which is
+// called after every prefill chunk and every decode step whatever the text did.
 #pragma once
 
 #include <algorithm>
@@ -29,15 +32,32 @@
 
 namespace moelab {
 
+// Where generation stands, as on_progress sees it.
+struct GenerationProgress {
+    bool decoding = false;            // false while the prompt goes through the model
+    std::size_t prompt_done = 0;      // prompt tokens through the model so far
+    std::size_t prompt_tokens = 0;
+    std::size_t generated = 0;        // tokens generated so far
+    std::size_t max_new_tokens = 0;
+    double seconds = 0;               // spent in the current phase (prefill, or decode)
+};
+
 struct GenerationOptions {
     std::size_t max_new_tokens = 128;
     SamplerOptions sampling;
     std::vector<std::string> stop_strings;  // generation ends before any of these
+    // Prompt tokens per forward call; 0: the whole prompt in one call. One call is the
+    // fastest (every weight matrix is read once for all tokens); chunks of a few hundred
+    // tokens cost little and let on_progress report, and cancel, a long prefill.
+    std::size_t prefill_chunk = 0;
+    // Called after each prefill chunk and each decode step; returning false stops with
+    // "cancelled" (text still held back is dropped). Empty: never called.
+    std::function<bool(const GenerationProgress&)> on_progress;
 };
 
 struct GenerationResult {
     std::vector<std::int32_t> tokens;  // generated ids (the stop token excluded)
-    std::string stop_reason;           // "end of sequence", "stop string", "max tokens", "cancelled"
+    std::string stop_reason;           // "end of sequence", "stop string", "max tokens", "context full", "cancelled"
     std::size_t prompt_tokens = 0;
     std::size_t decode_steps = 0;      // forward calls of one token each
     double prompt_seconds = 0, decode_seconds = 0;
@@ -46,7 +66,7 @@ struct GenerationResult {
     std::vector<std::vector<std::uint64_t>> expert_counts;
 };
 
-// on_text receives each newly complete piece of text; returning false stops.
+// on_text receives each newly complete piece of text; returning false stops ("cancelled").
 template <class Backend>
 GenerationResult generate(Transformer<Backend>& transformer, const Tokenizer& tokenizer,
                           std::span<const std::int32_t> prompt, const GenerationOptions& options,
@@ -94,13 +114,36 @@ GenerationResult generate(Transformer<Backend>& transformer, const Tokenizer& to
         return !go_on;
     };
 
+    // Reports progress; false when the caller cancels.
+    auto keep_going = [&](bool decoding, std::size_t prompt_done, Clock::time_point phase_start) {
+        if (!options.on_progress) return true;
+        GenerationProgress progress;
+        progress.decoding = decoding;
+        progress.prompt_done = prompt_done;
+        progress.prompt_tokens = prompt.size();
+        progress.generated = result.tokens.size();
+        progress.max_new_tokens = options.max_new_tokens;
+        progress.seconds = std::chrono::duration<double>(Clock::now() - phase_start).count();
+        if (options.on_progress(progress)) return true;
+        result.stop_reason = "cancelled";
+        return false;
+    };
+
+    // Prefill. Only the last token's logits are needed: each chunk overwrites the previous.
+    result.stop_reason = "max tokens";
     const auto t0 = Clock::now();
-    transformer.forward(prompt, logits.data(), /*all_logits=*/false);
+    const std::size_t chunk = options.prefill_chunk ? options.prefill_chunk : prompt.size();
+    bool cancelled = false;
+    for (std::size_t done = 0; done < prompt.size() && !cancelled;) {
+        const std::size_t n = std::min(chunk, prompt.size() - done);
+        transformer.forward(prompt.subspan(done, n), logits.data(), /*all_logits=*/false);
+        done += n;
+        cancelled = !keep_going(false, done, t0);
+    }
     const auto t1 = Clock::now();
     result.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
 
-    result.stop_reason = "max tokens";
-    for (std::size_t step = 0; step < options.max_new_tokens; ++step) {
+    for (std::size_t step = 0; step < options.max_new_tokens && !cancelled; ++step) {
         const std::int32_t next = sampler.sample(logits, history);
         if (is_stop_token(next)) {
             result.stop_reason = "end of sequence";
@@ -120,6 +163,7 @@ GenerationResult generate(Transformer<Backend>& transformer, const Tokenizer& to
         }
         transformer.forward(std::span(&next, 1), logits.data(), false);
         ++result.decode_steps;
+        cancelled = !keep_going(true, prompt.size(), t1);
     }
     if (result.stop_reason != "cancelled" && result.stop_reason != "stop string") {
         held += stream.finish();

@@ -5,12 +5,14 @@
   - `moelab logits` writes float32 LE [n_tokens][n_vocab] matching the fixtures'
     refs; `--gen N` prints the greedy ids and writes each step's logits;
   - `tokenize --jsonl` reproduces the reference ids; `inspect --json` parses;
+  - `run` stops on SIGINT with exit code 130 and its summary, also while all text is
+    held back, and draws a status line only when stderr is a terminal;
   - every failure (missing, truncated or corrupted file, bad option, invalid
     UTF-8) prints exactly ONE line on stderr and exits non-zero, never by signal.
 
 usage: test_cli.py MOELAB_BINARY FIXTURES_DIR   (exit 77 = fixtures absent: skipped)
 """
-import array, json, math, os, subprocess, sys, tempfile
+import array, json, math, os, pty, re, select, signal, subprocess, sys, tempfile, time
 
 binary, fixtures = sys.argv[1], sys.argv[2]
 if not os.path.exists(os.path.join(fixtures, "manifest.json")):
@@ -83,6 +85,86 @@ check("inspect --json", r.returncode == 0 and json.loads(r.stdout)["cost"]["acti
       json.loads(r.stdout)["cost"]["total_params"], r.stderr)
 r = moelab("run", "--model", os.path.join(fixtures, fullvocab["hf"]), "--prompt", "Hello", "--chat", "-n", "5")
 check("run --chat", r.returncode == 0 and "decode:" in r.stderr, r.stderr)
+
+check("run: no status line when stderr is not a terminal", "\r" not in r.stderr and "\033[K" not in r.stderr,
+      repr(r.stderr))
+
+# run + Ctrl-C: SIGINT stops a long generation cleanly, exit 130 (128 + SIGINT) with the summary.
+# stderr is a pseudo-terminal, so the status line is drawn there (stdout, a pipe, gets the text).
+small = os.path.join(fixtures, models["qwen3-dense"]["gguf"])
+long_run = [binary, "run", "--model", small, "--prompt", "Hello world", "-n", "100000", "-t", "2"]
+
+
+class OnTerminal:
+    """`moelab run` with stderr on a pseudo-terminal; .shown collects what it drew there."""
+
+    def __init__(self, args):
+        self.master, slave = pty.openpty()
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        self.shown = b""
+
+    def read_until(self, marker, timeout):
+        deadline = time.time() + timeout
+        while marker not in self.shown and time.time() < deadline:
+            if select.select([self.master], [], [], 0.05)[0]:
+                try:
+                    self.shown += os.read(self.master, 4096)
+                except OSError:  # EIO: the process closed the terminal
+                    break
+        return marker in self.shown
+
+    def interrupt(self, what):
+        """SIGINT, then (stdout, stderr as text, exit code)."""
+        self.p.send_signal(signal.SIGINT)
+        try:
+            stdout, _ = self.p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            check(what, False, "still running 10 s after SIGINT")
+            stdout, _ = self.p.communicate()
+        self.read_until(b"stopped: ", 5)
+        os.close(self.master)
+        return stdout, self.shown.decode(errors="replace"), self.p.returncode
+
+
+def decode_summary(stderr):
+    m = re.search(r"\ndecode: (\d+) tokens in .*stopped: (\S+)", stderr)
+    return (int(m.group(1)), m.group(2)) if m else (None, None)
+
+
+# The decode status line is drawn once the first token has gone through the model, so seeing it
+# means decode is under way (the SIGINT handler is installed before any status line is drawn).
+# The status line then changes at most every 250 ms: wait for one redraw.
+run = OnTerminal(long_run)
+check("run status line: prefill", run.read_until(b"\r\033[Kprefill: ", 10), repr(run.shown))
+check("run status line: decode", run.read_until(b"\r\033[Kdecode: ", 10), repr(run.shown))
+run.read_until(b"\0never drawn", 0.6)  # just collect what is drawn for 0.6 s
+check("run status line: redrawn", run.shown.count(b"\r\033[Kdecode: ") >= 2, repr(run.shown))
+stdout, shown, rc = run.interrupt("run SIGINT")
+n_decoded, reason = decode_summary(shown)
+check("run SIGINT exit 130", rc == 130, f"rc={rc} stderr={shown!r}")
+check("run SIGINT summary", "\nprompt: " in shown and reason == "cancelled" and n_decoded and n_decoded < 100000, repr(shown))
+check("run SIGINT: status line erased before the summary", "\033[K\r\n" in shown, repr(shown[-300:]))
+check("run SIGINT: text streamed", len(stdout) > 1, repr(stdout[:100]))
+
+# run + Ctrl-C while every generated character is held back: with a stop string that the whole
+# text so far could begin, nothing is written, yet SIGINT is still seen. The stop string is this
+# greedy run's own first 2000 tokens of text plus a byte that does not follow them; SIGINT goes
+# as soon as the decode status line appears, when the first token has gone through the model.
+r = subprocess.run([binary, "run", "--model", small, "--prompt", "Hello world", "-n", "2000", "-t", "2"],
+                   capture_output=True, stdin=subprocess.DEVNULL)
+check("run for a stop string", r.returncode == 0 and r.stdout.endswith(b"\n"), r.stderr)
+prefix = r.stdout[:-1].split(b"\0")[0]  # argv cannot carry NUL; any prefix of the text works
+check("run stop-string prefix long enough", len(prefix) > 500, f"{len(prefix)} bytes")
+run = OnTerminal(long_run + ["--stop", prefix + b"\x01"])
+check("run held back: decode status", run.read_until(b"\r\033[Kdecode: ", 10), repr(run.shown))
+stdout, shown, rc = run.interrupt("run SIGINT held back")
+n_decoded, reason = decode_summary(shown)
+check("run SIGINT held back exit 130", rc == 130, f"rc={rc} terminal={shown!r}")
+check("run SIGINT held back summary", reason == "cancelled" and n_decoded is not None and 1 <= n_decoded < 2000,
+      repr(shown[-300:]))
+check("run SIGINT held back: no text", stdout == b"\n", repr(stdout[:100]))
 
 # synth --dtype q4_k writes a quantized GGUF: inspect reports 4.5 bits per Q4_K weight (144-byte blocks of 256),
 # f32 for norms and the router, and the byte-weighted overall; the model runs.

@@ -31,9 +31,28 @@ namespace moelab {
 //   tokenizer.ggml.{bos,eos,eot}_token_id
 // GGUF has no normalizer field; tokenizer_spec_from_gguf applies NFC for the
 // Qwen pre-tokenizer, as the original tokenizer.json does.
-inline Tokenizer load_gguf_tokenizer(const io::GGUFFile& gguf) {
+namespace detail {
+
+// Adds the file name to an Error that does not start with it already.
+template <class F>
+auto naming_gguf_file(const io::GGUFFile& gguf, F&& f) {
     const std::string file = gguf.path().string();
     try {
+        return f();
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        if (what.rfind(file, 0) == 0) throw;  // already names the file
+        throw Error(file, what);
+    }
+}
+
+}  // namespace detail
+
+// The TokenizerSpec a GGUF file describes, for callers that adjust it before building the
+// Tokenizer (a test turning the normalizer off to compare with llama.cpp, which applies none).
+// Throws moelab::Error naming the file and the key.
+inline TokenizerSpec gguf_tokenizer_spec(const io::GGUFFile& gguf) {
+    return detail::naming_gguf_file(gguf, [&] {
         const std::string model = gguf.get_string("tokenizer.ggml.model");
         if (model != "gpt2")
             throw Error("tokenizer.ggml.model '" + model + "' is not supported (moelab reads byte-level BPE, 'gpt2')");
@@ -52,12 +71,12 @@ inline Tokenizer load_gguf_tokenizer(const io::GGUFFile& gguf) {
             gguf.find("tokenizer.ggml.pre") ? gguf.get_string("tokenizer.ggml.pre") : "default",
             token_id("tokenizer.ggml.bos_token_id"), token_id("tokenizer.ggml.eos_token_id"));
         if (const auto eot = token_id("tokenizer.ggml.eot_token_id")) spec.end_of_turn_ids.push_back(*eot);
-        return Tokenizer(std::move(spec));
-    } catch (const Error& e) {
-        const std::string what = e.what();
-        if (what.rfind(file, 0) == 0) throw;  // already names the file
-        throw Error(file, what);
-    }
+        return spec;
+    });
+}
+
+inline Tokenizer load_gguf_tokenizer(const io::GGUFFile& gguf) {
+    return detail::naming_gguf_file(gguf, [&] { return Tokenizer(gguf_tokenizer_spec(gguf)); });
 }
 
 // The tokenizer of a loaded model.
