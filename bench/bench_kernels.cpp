@@ -13,7 +13,9 @@
 // Shapes: matvec 2048x2048 (16 MiB in f32: fits a 32 MiB L3, so frac_bw may
 // exceed 1), 2048x6144 and 8192x8192 (256 MiB: DRAM); matmul 2048x2048 at 64
 // and 512 tokens (scalar: 64 only); quantized matvec (q8_0, q4_0, q4_k, q5_k,
-// q6_k) at 4096x4096 and 8192x8192, bytes counted as block bytes. Defaults: --benchmark_repetitions=5
+// q6_k) at 4096x4096 and 8192x8192, bytes counted as block bytes, in the exact
+// f32-activation kernels and (matvec_int8/...) the opt-in int8-activation ones
+// where a backend has them. Defaults: --benchmark_repetitions=5
 // --benchmark_report_aggregates_only=true, so medians are reported; a summary
 // table (markdown) with fractions and backend ratios closes the run.
 #include <benchmark/benchmark.h>
@@ -35,6 +37,8 @@
 #if MOELAB_HAVE_XSIMD
 #include "moelab/kernels/xsimd.hpp"
 #endif
+#include "moelab/ops/linear.hpp"
+#include "moelab/quant/q8_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "moelab/roofline.hpp"
 #include "moelab/thread_pool.hpp"
@@ -169,6 +173,29 @@ void register_quant_matvec(std::size_t rows, std::size_t cols, const Ceilings& c
     })->Unit(benchmark::kMicrosecond);
 }
 
+// The same product with the activations rounded to 8 bits (the opt-in int8
+// mode, quant/q8_activations.hpp), for backends that have it. The rounding of
+// x is inside the timed call, as in ops::linear; bytes and FLOPs as above.
+template <class B, class Block>
+void register_quant_matvec_int8(std::size_t rows, std::size_t cols, const Ceilings& c) {
+    if constexpr (ops::has_int8_product<B, Block>) {
+        const std::string name = std::string("matvec_int8/") + B::name + "/" + std::string(dtype_name(Block::kDType)) +
+                                 "/" + std::to_string(rows) + "x" + std::to_string(cols);
+        benchmark::RegisterBenchmark(name.c_str(), [rows, cols, c](benchmark::State& state) {
+            const auto& w = shared_quant_weights<Block>(rows, cols);
+            const auto x = filled<float>(cols, 2);
+            Q8Activations xq;
+            std::vector<float> y(rows);
+            run_and_count(state, static_cast<double>(rows * row_bytes(Block::kDType, cols)), 2.0 * rows * cols, c, [&] {
+                quantize_activations(x.data(), 1, cols, xq);
+                kernels::matvec(B{}, w.data(), rows, cols, xq.rows()[0], y.data());
+                benchmark::DoNotOptimize(y.data());
+                benchmark::ClobberMemory();
+            });
+        })->Unit(benchmark::kMicrosecond);
+    }
+}
+
 // Quantized matvec: 4096x4096 (q8_0 17.8 MB, q4_k 9.4 MB: inside a 32 MiB L3)
 // and 8192x8192 (q8_0 71 MB, q4_k 38 MB, q6_k 55 MB: DRAM), every backend
 // back to back per (format, shape).
@@ -176,7 +203,8 @@ template <class... Backends>
 void register_quant(const Ceilings& c) {
     auto per_format = [&]<class Block>(Block) {
         for (auto [rows, cols] : {std::pair<std::size_t, std::size_t>{4096, 4096}, {8192, 8192}})
-            (register_quant_matvec<Backends, Block>(rows, cols, c), ...);
+            ((register_quant_matvec<Backends, Block>(rows, cols, c),
+              register_quant_matvec_int8<Backends, Block>(rows, cols, c)), ...);
     };
     per_format(block_q8_0{});
     per_format(block_q4_0{});

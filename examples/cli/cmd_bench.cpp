@@ -105,8 +105,8 @@ int cmd_bench(int argc, char** argv) {
     for (int i = 0; i < argc; ++i)
         if (std::string(argv[i]) == "--model" || std::string(argv[i]) == "-model") return cmd_bench_model(argc, argv);
     const Args args(argc, argv, {"skip-mixers"});
-    args.allow_only({"d-model", "d-ff", "experts", "k", "batch", "dtype", "context", "min-time", "backend", "t",
-                     "threads", "json", "skip-mixers", "seed"});
+    args.allow_only({"d-model", "d-ff", "experts", "k", "batch", "dtype", "activations", "context", "min-time", "backend",
+                     "t", "threads", "json", "skip-mixers", "seed"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const auto D = static_cast<std::size_t>(args.integer("d-model", 2048));
     const auto F = static_cast<std::size_t>(args.integer("d-ff", 6144));
@@ -122,12 +122,13 @@ int cmd_bench(int argc, char** argv) {
     if (D > 65536 || F > 1 << 20 || E > 4096) throw UsageError("sizes out of range");
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const std::uint64_t seed = static_cast<std::uint64_t>(args.integer("seed", 1));
+    const ops::ActivationPrecision activations = parse_activations(args);
 
     ThreadPool pool(static_cast<std::size_t>(threads));
     nlohmann::json report;
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
-        const Context<Backend> ctx{backend, pool};
+        const Context<Backend> ctx{backend, pool, activations};
 
         // 1. The machine's ceilings, now, on this backend.
         Ceilings ceil;
@@ -138,8 +139,9 @@ int cmd_bench(int argc, char** argv) {
             ceil.peak = measure_peak_flops(backend, pool).median;
             ceil.peak_1 = measure_peak_flops(backend, one).median;
         }
-        std::printf("moelab bench: backend %s — %s, %zu threads, weights %s\n", Backend::name, instruction_set(backend),
-                    pool.size(), std::string(dtype_name(dtype)).c_str());
+        std::printf("moelab bench: backend %s — %s, %zu threads, weights %s, %s\n", Backend::name,
+                    instruction_set(backend), pool.size(), std::string(dtype_name(dtype)).c_str(),
+                    activations_description(backend, activations).c_str());
         std::printf("machine (measured now): read bandwidth %.1f GB/s (1 thread %.1f), peak %.0f GFLOP/s (1 thread %.0f)\n",
                     ceil.bw, ceil.bw_1, ceil.peak, ceil.peak_1);
 
@@ -279,6 +281,7 @@ int cmd_bench(int argc, char** argv) {
                              {"read_gb_per_s", ceil.bw}, {"read_gb_per_s_1thread", ceil.bw_1},
                              {"peak_gflops", ceil.peak}, {"peak_gflops_1thread", ceil.peak_1}};
         report["config"] = {{"d_model", D}, {"d_ff", F}, {"experts", E}, {"k", k}, {"dtype", std::string(dtype_name(dtype))},
+                            {"activations", activations_description(backend, activations)},
                             {"batches", batches}, {"contexts", contexts}, {"seed", seed}};
     });
     if (args.has("json")) {

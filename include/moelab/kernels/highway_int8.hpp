@@ -204,11 +204,11 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
         std::size_t b = 0;
         for (; b + 2 <= row_blocks; b += 2) {
             const Q8Row xb{x.q + 32 * b, x.d + b, nullptr, x.dsum32 + b};
-            for (std::size_t r = 0; r < kRows; ++r) {
+            quant::unrolled<kRows>([&](auto r) {  // a constant r keeps acc[r] in a register
                 const Block* row = w + r * row_stride;
                 prefetch_ahead(row + b);
                 two_blocks(row[b], row[b + 1], xb, acc[r], off[r]);
-            }
+            });
         }
         if (b < row_blocks) {  // an odd last block pairs with a zero block and zero activations
             const Block zero{};
@@ -220,12 +220,12 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
     } else {
         for (std::size_t b = 0; b < row_blocks; ++b) {
             const Q8Row xb{x.q + K * b, x.d + K / 32 * b, x.dsum16 + K / 16 * b, x.dsum32 + K / 32 * b};
-            for (std::size_t r = 0; r < kRows; ++r) {
+            quant::unrolled<kRows>([&](auto r) {
                 const Block* block = w + r * row_stride + b;
                 prefetch_ahead(block);
                 if constexpr (std::is_same_v<Block, block_q6_k>) q6_k_block(*block, xb, acc[r], off[r]);
                 else k_block(*block, xb, acc[r], off[r]);
-            }
+            });
         }
     }
     for (std::size_t r = 0; r < kRows; ++r) y[r] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(off[r]);

@@ -52,6 +52,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -117,11 +118,12 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
     for (std::size_t b = 0; b < blocks; ++b) {
         const float* xb = x + b * B;
         std::int8_t* qb = out.q.data() + b * B;
+        // Written as flat loops without early exits so that compilers vectorize them.
         float amax = 0.0f;
         bool finite = true;
         for (std::size_t i = 0; i < B; ++i) {
-            finite = finite && std::isfinite(xb[i]);
             amax = std::max(amax, std::fabs(xb[i]));
+            finite &= (std::bit_cast<std::uint32_t>(xb[i]) & 0x7F800000u) != 0x7F800000u;  // not inf or NaN
         }
         if (!finite) {
             for (std::size_t i = 0; i < B; ++i) qb[i] = 0;
@@ -130,16 +132,17 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
             continue;
         }
         const float d = amax / 127.0f;
-        int sum[2] = {0, 0};
-        for (std::size_t i = 0; i < B; ++i) {
-            const int v = d > 0.0f ? detail::round_clamped(xb[i] / d, -127, 127) : 0;
-            qb[i] = static_cast<std::int8_t>(v);
-            sum[i / 16] += v;
-        }
+        const float divisor = d > 0.0f ? d : 1.0f;  // an all-zero block: q = 0
+        int q[B];
+        for (std::size_t i = 0; i < B; ++i)  // round half to even (the FPU's mode), as quant/block.hpp
+            q[i] = static_cast<int>(std::clamp(std::nearbyint(xb[i] / divisor), -127.0f, 127.0f));
+        int sum_low = 0, sum_high = 0;
+        for (std::size_t i = 0; i < B / 2; ++i) sum_low += q[i], sum_high += q[B / 2 + i];
+        for (std::size_t i = 0; i < B; ++i) qb[i] = static_cast<std::int8_t>(q[i]);
         out.d[b] = d;
-        out.dsum16[2 * b] = d * static_cast<float>(sum[0]);
-        out.dsum16[2 * b + 1] = d * static_cast<float>(sum[1]);
-        out.dsum32[b] = d * static_cast<float>(sum[0] + sum[1]);
+        out.dsum16[2 * b] = d * static_cast<float>(sum_low);
+        out.dsum16[2 * b + 1] = d * static_cast<float>(sum_high);
+        out.dsum32[b] = d * static_cast<float>(sum_low + sum_high);
     }
 }
 
