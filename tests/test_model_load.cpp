@@ -189,3 +189,59 @@ TEST_CASE("GGUF and Hugging Face twins describe the same model, tensor by tensor
     }
     REQUIRE(models > 0);
 }
+
+// forward_flops() against a count made independently, matrix by matrix, from
+// the weights a token actually goes through (k experts of each MoE layer), and
+// against itself: one prefill of n tokens = n single-token steps at growing
+// positions, less the LM head those steps add (it runs once per forward).
+TEST_CASE("forward_flops counts 2 FLOPs per weight a token uses, the LM head once, and attention", "[model][fixtures]") {
+    MOELAB_REQUIRE_FIXTURES();
+    for (const char* name : {"qwen3-dense", "qwen3-moe", "qwen2-moe", "qwen35-moe"}) {
+        INFO(name);
+        const Model model = Model::load(test::fixtures_dir() / "models" / (std::string(name) + ".gguf"));
+        const ModelConfig& c = model.config();
+        const ModelWeights& w = model.weights();
+        const ModelCost cost = model_cost(c, w);
+        double per_token = 0, attention_layers = 0;  // multiply-adds per token, excluding embedding and LM head
+        auto m = [&](const WeightMatrix& x) { per_token += static_cast<double>(x.rows) * static_cast<double>(x.cols); };
+        auto v = [&](const FloatSpan& x) { per_token += static_cast<double>(x.size); };
+        auto ffn = [&](const DenseFFNWeights& f) { m(f.gate), m(f.up), m(f.down); };
+        v(w.output_norm);
+        for (std::size_t il = 0; il < c.n_layer; ++il) {
+            const LayerWeights& L = w.layers[il];
+            v(L.attn_norm), v(L.ffn_norm);
+            if (c.layer_kinds[il] == LayerKind::attention) {
+                ++attention_layers;
+                m(L.attn.wq), m(L.attn.wk), m(L.attn.wv), m(L.attn.wo);
+                v(L.attn.bq), v(L.attn.bk), v(L.attn.bv), v(L.attn.q_norm), v(L.attn.k_norm);
+            } else {
+                const DeltaNetWeights& N = L.deltanet;
+                m(N.in_qkv), m(N.in_z), m(N.in_beta), m(N.in_alpha), m(N.out);
+                per_token += static_cast<double>(N.conv.size());
+                v(N.dt_bias), v(N.a), v(N.norm);
+            }
+            if (!c.is_moe()) {
+                ffn(L.ffn);
+                continue;
+            }
+            m(L.moe.router);
+            for (std::size_t e = 0; e < c.moe.n_expert_used; ++e) ffn(L.moe.experts[e]);  // experts share a shape
+            if (!L.moe.shared.gate.empty()) ffn(L.moe.shared);
+            if (!L.moe.shared_gate.empty()) m(L.moe.shared_gate);
+        }
+        const double head = static_cast<double>(w.output.rows) * static_cast<double>(w.output.cols);
+        const double q_dim = static_cast<double>(c.q_dim());
+        for (const std::size_t n_past : {0, 5}) {
+            for (const std::size_t n : {1, 7}) {
+                const double N = static_cast<double>(n), P = static_cast<double>(n_past);
+                double attention = 0;  // 4 x q_dim per cached position each token attends to
+                for (std::size_t t = 0; t < n; ++t) attention += 4 * q_dim * (P + static_cast<double>(t) + 1);
+                const double expected = 2 * per_token * N + 2 * head + attention * attention_layers;
+                CHECK_THAT(forward_flops(c, w, cost, n, n_past), Catch::Matchers::WithinRel(expected, 1e-12));
+            }
+        }
+        double steps = 0;
+        for (std::size_t p = 0; p < 7; ++p) steps += forward_flops(c, w, cost, 1, p) - 2 * head;
+        CHECK_THAT(forward_flops(c, w, cost, 7) - 2 * head, Catch::Matchers::WithinRel(steps, 1e-12));
+    }
+}

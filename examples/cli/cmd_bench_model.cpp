@@ -18,8 +18,9 @@
 // Every rate is set against the machine's ceilings, measured in the same run:
 //   decode  GB/s = weight bytes read per decoded token (model/cost.hpp) x tokens/s,
 //           as a fraction of the measured read bandwidth (roofline.hpp);
-//   prefill GFLOP/s = (2 x active matrix parameters per token + attention) x tokens/s,
-//           as a fraction of the measured peak FLOP/s.
+//   prefill GFLOP/s = (2 x active matrix parameters per token + attention) x tokens/s
+//           (forward_flops, model/cost.hpp), as a fraction of the measured peak FLOP/s.
+// bench/bench_model.cpp runs the same two tests as Google Benchmark suites.
 // The weights' dtype is whatever the file stores; nothing here depends on it.
 #include <algorithm>
 #include <chrono>
@@ -72,48 +73,6 @@ std::vector<std::size_t> parse_sizes(const std::string& text, const std::string&
     return out;
 }
 
-// FLOPs of one prefill of n tokens from an empty cache: 2 per multiply-add.
-//   matrices:  2 x (active parameters - embedding table - LM head) per token
-//              (norm vectors are counted too; they are < 0.1 % of a layer);
-//   LM head:   once (logits of the last position only);
-//   attention: per layer and head, q.k and p.v over t + 1 positions for token t:
-//              4 x head_dim x (t + 1), summed over t = 2 x head_dim x n (n + 1).
-double prefill_flops(const ModelConfig& c, const ModelWeights& w, const ModelCost& cost, std::size_t n) {
-    const double embd = static_cast<double>(w.token_embd.rows) * static_cast<double>(w.token_embd.cols);
-    const double head = c.tied_embeddings ? embd : static_cast<double>(w.output.rows) * static_cast<double>(w.output.cols);
-    const double per_token = 2.0 * (static_cast<double>(cost.active_params) - embd - (c.tied_embeddings ? 0.0 : head));
-    const double N = static_cast<double>(n);
-    double attention = 0;
-    for (std::size_t il = 0; il < c.n_layer; ++il)
-        if (c.layer_kinds[il] == LayerKind::attention)
-            attention += 2.0 * static_cast<double>(c.q_dim()) * N * (N + 1);
-    return per_token * N + 2.0 * head + attention;
-}
-
-// Reads one byte of every 4 KiB page of every weight matrix, so that timed runs
-// never pay for first-touch page faults of the memory-mapped file (an MoE
-// decode touches experts the warm-up token did not choose). llama.cpp maps
-// its files with MAP_POPULATE for the same reason. Returns a checksum so the
-// reads cannot be optimised away.
-unsigned touch_weights(const ModelWeights& w) {
-    unsigned sum = 0;
-    auto touch = [&](const WeightMatrix& m) {
-        if (m.empty()) return;
-        const auto* p = reinterpret_cast<const unsigned char*>(m.data);
-        for (std::size_t i = 0; i < m.bytes(); i += 4096) sum += p[i];
-    };
-    auto touch_ffn = [&](const DenseFFNWeights& f) { touch(f.gate), touch(f.up), touch(f.down); };
-    touch(w.token_embd), touch(w.output);
-    for (const LayerWeights& L : w.layers) {
-        touch(L.attn.wq), touch(L.attn.wk), touch(L.attn.wv), touch(L.attn.wo);
-        const DeltaNetWeights& N = L.deltanet;
-        touch(N.in_qkv), touch(N.in_z), touch(N.in_beta), touch(N.in_alpha), touch(N.out);
-        touch_ffn(L.ffn), touch(L.moe.router), touch_ffn(L.moe.shared), touch(L.moe.shared_gate);
-        for (const auto& e : L.moe.experts) touch_ffn(e);
-    }
-    return sum;
-}
-
 }  // namespace
 
 int cmd_bench_model(int argc, char** argv) {
@@ -133,7 +92,7 @@ int cmd_bench_model(int argc, char** argv) {
     const Model model = Model::load(path);
     const ModelConfig& c = model.config();
     const ModelCost cost = model_cost(c, model.weights());
-    volatile unsigned checksum = touch_weights(model.weights());
+    volatile unsigned checksum = touch_weight_pages(model.weights());
     (void)checksum;
     constexpr std::size_t kDecodePrompt = 4;  // untimed tokens before decoding starts
     const std::size_t max_prefill = *std::max_element(prefills.begin(), prefills.end());
@@ -191,7 +150,7 @@ int cmd_bench_model(int argc, char** argv) {
                 transformer.reset();
                 transformer.forward(std::span(tokens.data(), P), logits.data(), /*all_logits=*/false);
             });
-            emit("pp" + std::to_string(P), P, t, false, prefill_flops(c, model.weights(), cost, P));
+            emit("pp" + std::to_string(P), P, t, false, forward_flops(c, model.weights(), cost, P));
         }
         {
             // The untimed prompt is re-run inside each repetition but outside its timing.

@@ -7,6 +7,8 @@
   - `tokenize --jsonl` reproduces the reference ids; `inspect --json` parses;
   - `run` stops on SIGINT with exit code 130 and its summary, also while all text is
     held back, and draws a status line only when stderr is a terminal;
+  - `inspect --config docs/shapes/*.json` gives the published total / active
+    parameter counts of Qwen3.6-27B and Qwen3.5-397B-A17B within 1%;
   - every failure (missing, truncated or corrupted file, bad option, invalid
     UTF-8) prints exactly ONE line on stderr and exits non-zero, never by signal.
 
@@ -165,6 +167,29 @@ check("run SIGINT held back exit 130", rc == 130, f"rc={rc} terminal={shown!r}")
 check("run SIGINT held back summary", reason == "cancelled" and n_decoded is not None and 1 <= n_decoded < 2000,
       repr(shown[-300:]))
 check("run SIGINT held back: no text", stdout == b"\n", repr(stdout[:100]))
+
+# inspect --config on the real shapes in docs/shapes: total and active parameters within 1% of the
+# published figures (Qwen3.6-27B: 26.9B; Qwen3.5-397B-A17B: 396B total, 17.2-17.4B active), and the
+# docs/qwen35.md explanation of 17.35B vs ~17.2B: without the routers (n_layer x n_expert x n_embd) it is 17.2B.
+shapes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "shapes")
+def within(value, low, high, rel=0.01):
+    return low * (1 - rel) <= value <= high * (1 + rel)
+for config, total, active_low, active_high in (("qwen3.6-27b.config.json", 26.9e9, 26.9e9, 26.9e9),
+                                                ("qwen3.5-397b-a17b.config.json", 396e9, 17.2e9, 17.4e9)):
+    r = moelab("inspect", "--config", os.path.join(shapes, config), "--json")
+    check(f"inspect --config {config} exit", r.returncode == 0, r.stderr)
+    if r.returncode:
+        continue
+    info = json.loads(r.stdout)
+    cost, hyper = info["cost"], info["hyperparameters"]
+    check(f"inspect --config {config} total", within(cost["total_params"], total, total), str(cost))
+    check(f"inspect --config {config} active", within(cost["active_params"], active_low, active_high), str(cost))
+    if "n_expert" in hyper:
+        routers = hyper["n_layer"] * hyper["n_expert"] * hyper["n_embd"]
+        check(f"inspect --config {config} active without routers", within(cost["active_params"] - routers, 17.2e9, 17.2e9),
+              f"{cost['active_params']} - {routers}")
+    else:
+        check(f"inspect --config {config} dense: active == total", cost["active_params"] == cost["total_params"], str(cost))
 
 # synth --dtype q4_k writes a quantized GGUF: inspect reports 4.5 bits per Q4_K weight (144-byte blocks of 256),
 # f32 for norms and the router, and the byte-weighted overall; the model runs.

@@ -12,6 +12,8 @@
 //   bytes/token    weight bytes one decode step reads: every active matrix
 //                  once, the token embedding as a single row, the LM head whole.
 //                  Decode is bound by memory bandwidth / this number.
+//   FLOPs          of a forward pass over n tokens (forward_flops), for
+//                  rates against the machine's peak (moelab bench --model, bench_model).
 #pragma once
 
 #include <cstddef>
@@ -89,6 +91,32 @@ inline ModelCost model_cost(const ModelConfig& c, const ModelWeights& w) {
         }
     }
     return cost;
+}
+
+// FLOPs of one forward() of n new tokens after n_past cached ones, with logits
+// of the last position only (a prefill from an empty cache: n_past = 0; one
+// decode step: n = 1). 2 FLOPs per multiply-add:
+//   matrices:  2 x (active parameters - embedding table - LM head) per token
+//              (norm vectors are counted too; they are < 0.1 % of a layer;
+//              the embedding lookup is a copy, no FLOPs);
+//   LM head:   once (the last position's logits);
+//   attention: per attention layer and query head, q.k and p.v over p + 1
+//              positions for the token at position p: 4 x head_dim x (p + 1),
+//              summed over p = n_past .. n_past + n - 1, i.e.
+//              2 x q_dim x n x (2 n_past + n + 1).
+// DeltaNet's state update (O(n_v d_v d_k) per token) is not counted: next to
+// its projections it is a few percent.
+inline double forward_flops(const ModelConfig& c, const ModelWeights& w, const ModelCost& cost, std::size_t n,
+                            std::size_t n_past = 0) {
+    const double embd = static_cast<double>(w.token_embd.rows) * static_cast<double>(w.token_embd.cols);
+    const double head = c.tied_embeddings ? embd : static_cast<double>(w.output.rows) * static_cast<double>(w.output.cols);
+    const double per_token = 2.0 * (static_cast<double>(cost.active_params) - embd - (c.tied_embeddings ? 0.0 : head));
+    const double N = static_cast<double>(n), past = static_cast<double>(n_past);
+    double attention = 0;
+    for (std::size_t il = 0; il < c.n_layer; ++il)
+        if (c.layer_kinds[il] == LayerKind::attention)
+            attention += 2.0 * static_cast<double>(c.q_dim()) * N * (2 * past + N + 1);
+    return per_token * N + 2.0 * head + attention;
 }
 
 // The same figures from the hyperparameters alone, for checkpoints one has

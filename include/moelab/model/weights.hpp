@@ -8,9 +8,11 @@
 // features). Small 1-D tensors (norm weights, biases) are FloatSpans over f32
 // copies that the loader made once (a few KB), so that every norm sees f32 and
 // format conventions (Qwen3.5's "1 + w" norms) are settled at load time.
-// A field that an architecture does not use stays empty.
+// A field that an architecture does not use stays empty. touch_weight_pages()
+// at the end faults every mapped page in before a benchmark times anything.
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 #include "moelab/tensor.hpp"
@@ -70,5 +72,29 @@ struct ModelWeights {
     WeightMatrix output;      // (n_vocab, n_embd): the LM head (== token_embd when tied)
     std::vector<LayerWeights> layers;
 };
+
+// Reads one byte of every 4 KiB page of every weight matrix, so that a timed
+// run never pays for first-touch page faults of a memory-mapped file (an MoE
+// decode step touches experts that no warm-up token chose). llama.cpp maps its
+// files with MAP_POPULATE for the same reason. Returns a checksum of the bytes
+// read, so that callers can keep the reads from being optimised away.
+inline unsigned touch_weight_pages(const ModelWeights& w) {
+    unsigned sum = 0;
+    auto touch = [&](const WeightMatrix& m) {
+        if (m.empty()) return;
+        const auto* p = reinterpret_cast<const unsigned char*>(m.data);
+        for (std::size_t i = 0; i < m.bytes(); i += 4096) sum += p[i];
+    };
+    auto touch_ffn = [&](const DenseFFNWeights& f) { touch(f.gate), touch(f.up), touch(f.down); };
+    touch(w.token_embd), touch(w.output);
+    for (const LayerWeights& L : w.layers) {
+        touch(L.attn.wq), touch(L.attn.wk), touch(L.attn.wv), touch(L.attn.wo);
+        const DeltaNetWeights& N = L.deltanet;
+        touch(N.in_qkv), touch(N.in_z), touch(N.in_beta), touch(N.in_alpha), touch(N.out);
+        touch_ffn(L.ffn), touch(L.moe.router), touch_ffn(L.moe.shared), touch(L.moe.shared_gate);
+        for (const auto& e : L.moe.experts) touch_ffn(e);
+    }
+    return sum;
+}
 
 }  // namespace moelab
