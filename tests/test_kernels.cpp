@@ -183,10 +183,11 @@ TEMPLATE_TEST_CASE("dot and matvec match scalar for every weight dtype", "[kerne
 template <class B, class W>
 void check_matmul() {
     std::mt19937 rng(102);
-    const std::size_t L = lanes_of<B>();
-    for (std::size_t cols : {std::size_t{1}, L - 1 + (L == 1), L + 1, 2 * L + 3, 4 * L + 1, std::size_t{96}, std::size_t{131}}) {
-        for (std::size_t rows : {1, 4, 5, 9, 70}) {  // 70: several 16-row chunks, then 6 rows (a tile + 2)
-            for (std::size_t tokens : {2, 5, 6, 7, 13}) {
+    for (std::size_t cols : sweep_lengths(lanes_of<B>())) {
+        for (std::size_t rows : {0, 1, 4, 5, 9, 70}) {  // 70: several 16-row chunks, then 6 rows (a tile + 2)
+            // 0 and 1: the edge cases of a batch; 2 .. 13: whole and partial
+            // register tiles of tokens (kTileTokens is 4 or 6).
+            for (std::size_t tokens : {0, 1, 2, 5, 6, 7, 13}) {
                 const std::size_t y_stride = rows + 3;
                 const auto w = random_values<W>(rows * cols, rng);
                 const auto x = random_values<float>(tokens * cols, rng);
