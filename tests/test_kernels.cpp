@@ -16,9 +16,10 @@
 //    glibc expf 1 ulp, Highway's Exp 1 ulp (its documented maximum), xsimd's
 //    exp 2 ulp (xsimd documents none; its Cephes-style algorithm measured
 //    1.49 ulp at worst over 2e6 points on [-87, 88] while this was written).
-//    The bound for each kernel is composed below from these and one u per
-//    further rounding, and backend and scalar must be within the sum of their
-//    two bounds of the exact value.
+//    The bound for each kernel is composed from these and one u per further
+//    rounding (the budgets, rmsnorm and softmax in support/error_bounds.hpp,
+//    which other tests rely on; the rest below), and backend and scalar must
+//    be within the sum of their two bounds of the exact value.
 //  * Integers (topk) and single correctly rounded operations (add, scale)
 //    must match exactly.
 #include <catch2/catch.hpp>
@@ -37,26 +38,19 @@
 #include <vector>
 
 #include "support/backends.hpp"
+#include "support/error_bounds.hpp"
 
 using namespace moelab;
 
 namespace {
 
-constexpr double u = 1.0 / (1 << 24);
-double gamma_n(double n) { return n * u / (1.0 - n * u); }
-// Relative error bounds compose: (1 + a)(1 + b) = 1 + compose(a, b).
-double compose(double a, double b) { return a + b + a * b; }
-// Dividing by a quantity with relative error a: 1 / (1 - a) - 1.
-double through_division(double a) { return a / (1.0 - a); }
-
-// The exp budget of each backend, as a relative error bound (1 ulp <= 2u).
-template <class B>
-double exp_relative_budget() {
-#if MOELAB_HAVE_XSIMD
-    if constexpr (std::is_same_v<B, backend::xsimd>) return 2 * 2 * u;
-#endif
-    return 1 * 2 * u;  // glibc expf (scalar), hwy::Exp
-}
+using test::compose;
+using test::exp_relative_budget;
+using test::gamma_n;
+using test::rmsnorm_relative_bound;
+using test::softmax_relative_bound;
+using test::through_division;
+using test::u;
 
 // Vector width in f32 lanes, for the length sweep.
 template <class B>
@@ -183,10 +177,11 @@ TEMPLATE_TEST_CASE("dot and matvec match scalar for every weight dtype", "[kerne
 template <class B, class W>
 void check_matmul() {
     std::mt19937 rng(102);
-    const std::size_t L = lanes_of<B>();
-    for (std::size_t cols : {std::size_t{1}, L - 1 + (L == 1), L + 1, 2 * L + 3, 4 * L + 1, std::size_t{96}, std::size_t{131}}) {
-        for (std::size_t rows : {1, 4, 5, 9, 70}) {  // 70: several 16-row chunks, then 6 rows (a tile + 2)
-            for (std::size_t tokens : {2, 5, 6, 7, 13}) {
+    for (std::size_t cols : sweep_lengths(lanes_of<B>())) {
+        for (std::size_t rows : {0, 1, 4, 5, 9, 70}) {  // 70: several 16-row chunks, then 6 rows (a tile + 2)
+            // 0 and 1: the edge cases of a batch; 2 .. 13: whole and partial
+            // register tiles of tokens (kTileTokens is 4 or 6).
+            for (std::size_t tokens : {0, 1, 2, 5, 6, 7, 13}) {
                 const std::size_t y_stride = rows + 3;
                 const auto w = random_values<W>(rows * cols, rng);
                 const auto x = random_values<float>(tokens * cols, rng);
@@ -297,10 +292,8 @@ TEMPLATE_TEST_CASE("rmsnorm and l2norm match scalar", "[kernels]", MOELAB_TEST_B
         for (std::size_t i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
         const double inv_rms = 1.0 / std::sqrt(sum_sq / n + eps);
         const double inv_norm = 1.0 / std::max(std::sqrt(sum_sq), static_cast<double>(eps));
-        // Each implementation: sum of squares gamma(n) relative (positive
-        // terms, any order), then a division, an add, sqrt, reciprocal and two
-        // products: within rel = gamma(n) + 6u of the exact value.
-        const double rel = gamma_n(static_cast<double>(n)) + 6 * u;
+        // Each implementation within rmsnorm_relative_bound (support/error_bounds.hpp) of the exact value.
+        const double rel = rmsnorm_relative_bound(n);
         INFO("n = " << n);
         for (std::size_t i = 0; i < n; ++i) {
             const double exact = x[i] * inv_rms * w[i], exact_l2 = x[i] * inv_norm;
@@ -316,17 +309,9 @@ TEMPLATE_TEST_CASE("rmsnorm and l2norm match scalar", "[kernels]", MOELAB_TEST_B
     }
 }
 
-// softmax: both backends compute the same rounded argument d_i = fl(x_i - m)
-// (the max m is exact in any order). With exp budget E each e_i is within E;
-// their sum within compose(E, gamma(n)); dividing by it (through_division),
-// then a reciprocal and a product (2u).
-template <class B>
-double softmax_relative_bound(std::size_t n) {
-    const double e = exp_relative_budget<B>();
-    const double sum_rel = compose(e, gamma_n(static_cast<double>(n)));
-    return compose(compose(e, through_division(sum_rel)), compose(u, u));
-}
-
+// softmax: both backends compute the same rounded argument d_i = fl(x_i - m);
+// softmax_relative_bound (support/error_bounds.hpp) composes the exp budget,
+// the sum, the division, a reciprocal and a product.
 TEMPLATE_TEST_CASE("softmax matches scalar", "[kernels][exp]", MOELAB_TEST_BACKENDS) {
     std::mt19937 rng(105);
     for (std::size_t n : sweep_lengths(lanes_of<TestType>())) {

@@ -3,8 +3,10 @@ cmake_minimum_required(VERSION 3.21)
 # Builds and runs a tiny consumer project against moelab.
 #   MODE=add_subdirectory: the consumer adds SOURCE_DIR as a subdirectory.
 #   MODE=find_package:     moelab is installed from BINARY_DIR into WORK_DIR/prefix first.
+# The consumer links moelab::moelab and every backend target the build provides.
 file(REMOVE_RECURSE "${WORK_DIR}")
-set(_args -DMOELAB_SOURCE_DIR=${SOURCE_DIR})
+# EXPECT_HIGHWAY / EXPECT_XSIMD: whether the build under test provides those backend targets.
+set(_args -DMOELAB_SOURCE_DIR=${SOURCE_DIR} -DEXPECT_HIGHWAY=${EXPECT_HIGHWAY} -DEXPECT_XSIMD=${EXPECT_XSIMD})
 if(MODE STREQUAL "find_package")
   execute_process(COMMAND ${CMAKE_COMMAND} --install "${BINARY_DIR}" --prefix "${WORK_DIR}/prefix"
                   RESULT_VARIABLE rc OUTPUT_QUIET)

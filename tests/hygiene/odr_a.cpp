@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
-// With odr_b.cpp: two translation units that include everything must link.
-#include "moelab/moelab.hpp"
+// With odr_b.cpp: two translation units that include every public header
+// (moelab_all_headers.hpp is generated from a glob of include/moelab by
+// tests/hygiene/CMakeLists.txt) must link into one program: a non-inline
+// function or variable defined in any header would be a duplicate symbol.
+#include "moelab_all_headers.hpp"
 
 float odr_b_dot();
 bool version_string_matches();

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-#include "moelab/moelab.hpp"
+// The second TU of the ODR pair (see odr_a.cpp): every public header, in reverse order.
+#include "moelab_all_headers_reversed.hpp"
 
 #include <cstring>
 
