@@ -67,7 +67,6 @@ HWY_BEFORE_NAMESPACE();
 namespace moelab::detail::HWY_NAMESPACE::int8 {
 
 inline constexpr std::size_t kMatvecRows = 4;
-inline constexpr std::size_t kPrefetchBytes = 512;
 
 // lane i = sum_{j = 4i}^{4i+3} q[j] a[j]; q unsigned bytes <= 128, a signed.
 HWY_INLINE __m512i dot4(__m512i q, __m512i a) {
@@ -188,15 +187,47 @@ HWY_INLINE void q6_k_block(const block_q6_k& b, Q8Row x, __m512& acc, __m512& of
 // ---------------------------------------------------------------------------
 // kRows rows of row_blocks blocks (rows row_stride blocks apart) against one token.
 // ---------------------------------------------------------------------------
-template <class Block>
-HWY_INLINE void prefetch_ahead(const Block* block) {
-    const char* bytes = reinterpret_cast<const char*>(block) + kPrefetchBytes;
-    for (std::size_t offset = 0; offset < sizeof(Block); offset += 64) _mm_prefetch(bytes + offset, _MM_HINT_T0);
+// Prefetch. The kRows rows of one call are contiguous, and the next call
+// reads the next kRows. Short rows (a group of at most kGroupAhead bytes):
+// while a call consumes its group column by column, it asks for the same
+// share of the *next* group, a contiguous stream one group ahead. Long rows:
+// each row asks for the bytes kRowAhead past where it reads (in the next
+// group once that is past the row's end). Measured on one
+// thread from DRAM (docs/kernels.md): 32000 x 2048 Q4_K (1,152-byte rows)
+// streams 6.8 GB/s with 512 bytes ahead of each row (the f32 kernels' way),
+// 12-15 GB/s with 1-8 KB ahead of each row, 20 GB/s one group ahead;
+// 8192 x 8192 Q8_0 (8.7 KB rows): 15.6 GB/s one group (35 KB) ahead,
+// 19-20 GB/s with 2-8 KB ahead of each row. Prefetches never fault, so the
+// last group's, past the matrix, are harmless.
+inline constexpr std::size_t kGroupAhead = 16384, kRowAhead = 8192;
+
+struct Prefetch {
+    const char* next_group = nullptr;  // nullptr: no prefetching (dot, matmul's later tokens)
+    std::size_t row_bytes = 0;
+};
+
+template <std::size_t kRows, class Block>
+HWY_INLINE void prefetch_step(const Block* w, std::size_t row_stride, std::size_t b, std::size_t blocks, Prefetch p) {
+    if (!p.next_group) return;
+    const std::size_t step = blocks * sizeof(Block);  // bytes each row reads this step
+    if (kRows * p.row_bytes <= kGroupAhead) {
+        const char* target = p.next_group + kRows * b * sizeof(Block);
+        for (std::size_t offset = 0; offset < kRows * step; offset += 64) _mm_prefetch(target + offset, _MM_HINT_T0);
+    } else {
+        // kRowAhead past the read position of each row; past the row's end, that point
+        // is in the next group: skip the other kRows - 1 rows of this one.
+        std::size_t ahead = b * sizeof(Block) + kRowAhead;
+        if (ahead >= p.row_bytes) ahead += (kRows - 1) * p.row_bytes;
+        for (std::size_t r = 0; r < kRows; ++r) {
+            const char* target = reinterpret_cast<const char*>(w + r * row_stride) + ahead;
+            for (std::size_t offset = 0; offset < step; offset += 64) _mm_prefetch(target + offset, _MM_HINT_T0);
+        }
+    }
 }
 
 template <std::size_t kRows, class Block>
 HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::size_t row_blocks, Q8Row x,
-                     float* HWY_RESTRICT y) {
+                     float* HWY_RESTRICT y, Prefetch prefetch = {}) {
     __m512 acc[kRows], off[kRows];
     for (std::size_t r = 0; r < kRows; ++r) acc[r] = off[r] = _mm512_setzero_ps();
     constexpr std::size_t K = Block::kWeights;
@@ -204,9 +235,9 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
         std::size_t b = 0;
         for (; b + 2 <= row_blocks; b += 2) {
             const Q8Row xb{x.q + 32 * b, x.d + b, nullptr, x.dsum32 + b};
+            prefetch_step<kRows>(w, row_stride, b, 2, prefetch);
             quant::unrolled<kRows>([&](auto r) {  // a constant r keeps acc[r] in a register
                 const Block* row = w + r * row_stride;
-                prefetch_ahead(row + b);
                 two_blocks(row[b], row[b + 1], xb, acc[r], off[r]);
             });
         }
@@ -220,9 +251,9 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
     } else {
         for (std::size_t b = 0; b < row_blocks; ++b) {
             const Q8Row xb{x.q + K * b, x.d + K / 32 * b, x.dsum16 + K / 16 * b, x.dsum32 + K / 32 * b};
+            prefetch_step<kRows>(w, row_stride, b, 1, prefetch);
             quant::unrolled<kRows>([&](auto r) {
                 const Block* block = w + r * row_stride + b;
-                prefetch_ahead(block);
                 if constexpr (std::is_same_v<Block, block_q6_k>) q6_k_block(*block, xb, acc[r], off[r]);
                 else k_block(*block, xb, acc[r], off[r]);
             });
@@ -235,7 +266,9 @@ template <class Block>
 inline void matvec(const Block* w, std::size_t n_rows, std::size_t cols, Q8Row x, float* y) {
     const std::size_t row_blocks = cols / Block::kWeights;
     std::size_t r = 0;
-    for (; r + kMatvecRows <= n_rows; r += kMatvecRows) rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, x, y + r);
+    for (; r + kMatvecRows <= n_rows; r += kMatvecRows)
+        rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, x, y + r,
+                          Prefetch{reinterpret_cast<const char*>(w + (r + kMatvecRows) * row_blocks), row_blocks * sizeof(Block)});
     for (; r < n_rows; ++r) rows<1>(w + r * row_blocks, row_blocks, row_blocks, x, y + r);
 }
 
