@@ -5,12 +5,14 @@
   - `moelab logits` writes float32 LE [n_tokens][n_vocab] matching the fixtures'
     refs; `--gen N` prints the greedy ids and writes each step's logits;
   - `tokenize --jsonl` reproduces the reference ids; `inspect --json` parses;
+  - `inspect` reports the Llama 3.1 rope-scaling parameters, per-layer kinds,
+    the shared-expert gate and the DeltaNet value-head tiling;
   - every failure (missing, truncated or corrupted file, bad option, invalid
     UTF-8) prints exactly ONE line on stderr and exits non-zero, never by signal.
 
 usage: test_cli.py MOELAB_BINARY FIXTURES_DIR   (exit 77 = fixtures absent: skipped)
 """
-import array, json, math, os, subprocess, sys, tempfile
+import array, json, math, os, shutil, struct, subprocess, sys, tempfile
 
 binary, fixtures = sys.argv[1], sys.argv[2]
 if not os.path.exists(os.path.join(fixtures, "manifest.json")):
@@ -31,7 +33,7 @@ def check(name, condition, detail=""):
 
 
 def moelab(*args, stdin=None):
-    return subprocess.run([binary, *args], capture_output=True, text=True, input=stdin)
+    return subprocess.run([binary, *args], capture_output=True, text=True, errors="replace", input=stdin)
 
 
 def read_f32(path):
@@ -81,6 +83,52 @@ check("tokenize --jsonl ids", len(lines) == len(reference) and all(a["ids"] == b
 r = moelab("inspect", "--json", os.path.join(fixtures, models["qwen3-moe"]["hf"]))
 check("inspect --json", r.returncode == 0 and json.loads(r.stdout)["cost"]["active_params"] <
       json.loads(r.stdout)["cost"]["total_params"], r.stderr)
+
+def inspect_json(path):
+    r = moelab("inspect", "--json", path)
+    check(f"inspect {os.path.basename(path)} exit", r.returncode == 0, r.stderr)
+    return json.loads(r.stdout)["hyperparameters"] if r.returncode == 0 else {}
+
+
+def hf_config(name):
+    return json.load(open(os.path.join(fixtures, models[name]["hf"], "config.json")))
+
+
+# Llama 3.1 RoPE scaling: the HF folder states the four parameters (config.json's rope_scaling);
+# the GGUF twin keeps only the per-plane divisors, which run from 1 (kept) to `factor` (slowed),
+# the fixture's tiny original context making both ends occur.
+scaling = hf_config("llama31-dense")["rope_scaling"]
+hf = inspect_json(os.path.join(fixtures, models["llama31-dense"]["hf"]))
+gg = inspect_json(os.path.join(fixtures, models["llama31-dense"]["gguf"]))
+if hf and gg:
+    got = hf.get("rope_scaling", {})
+    check("inspect llama31 hf rope_scaling", got.get("type") == "llama3" and got.get("factor") == scaling["factor"] and
+          got.get("low_freq_factor") == scaling["low_freq_factor"] and
+          got.get("high_freq_factor") == scaling["high_freq_factor"] and
+          got.get("original_context") == scaling["original_max_position_embeddings"], str(got))
+    planes = hf["rope_dims"] // 2
+    check("inspect llama31 divisors", got.get("divisors") == gg.get("rope_scaling", {}).get("divisors") ==
+          {"n": planes, "min": 1.0, "max": scaling["factor"]}, f"{got} {gg.get('rope_scaling')}")
+    check("inspect llama31 gguf has no parameters", "factor" not in gg.get("rope_scaling", {}), str(gg.get("rope_scaling")))
+    check("inspect llama-dense unscaled", "rope_scaling" not in inspect_json(os.path.join(fixtures, models["llama-dense"]["gguf"])))
+r = moelab("inspect", os.path.join(fixtures, models["llama31-dense"]["hf"]))
+line = next((l for l in r.stdout.splitlines() if l.split()[:1] == ["rope_scaling"]), "")
+check("inspect llama31 text", r.returncode == 0 and f'"low_freq_factor":{scaling["low_freq_factor"]}' in line, line)
+
+# Qwen3.5 hybrid: one letter per layer (A attention, D Gated DeltaNet) as config.json's layer_types
+# say, in both formats; value heads are tiled over key heads in GGUF only (the fixtures' README).
+kinds = "".join("D" if t == "linear_attention" else "A" for t in hf_config("qwen35-dense")["layer_types"])
+for fmt, tiled in (("gguf", True), ("hf", False)):
+    h = inspect_json(os.path.join(fixtures, models["qwen35-dense"][fmt]))
+    check(f"inspect qwen35 {fmt} layer_kinds", h.get("layer_kinds") == kinds and
+          h.get("n_deltanet_layers") == kinds.count("D"), str(h.get("layer_kinds")))
+    check(f"inspect qwen35 {fmt} value heads", h.get("ssm_value_heads_tiled") is tiled, str(h.get("ssm_value_heads_tiled")))
+    # The shared expert's sigmoid gate: Qwen2-MoE has one (shared_expert_intermediate_size), Qwen3-MoE no shared expert.
+    for name, gated in (("qwen2-moe", True), ("qwen3-moe", False)):
+        h = inspect_json(os.path.join(fixtures, models[name][fmt]))
+        check(f"inspect {name} {fmt} shared_expert_gate", h.get("shared_expert_gate") is gated and
+              (h.get("n_ff_shexp", 0) > 0) == gated, str(h))
+
 r = moelab("run", "--model", os.path.join(fixtures, fullvocab["hf"]), "--prompt", "Hello", "--chat", "-n", "5")
 check("run --chat", r.returncode == 0 and "decode:" in r.stderr, r.stderr)
 
@@ -117,6 +165,8 @@ def write(name, payload):
     return path
 bad_utf8 = write("bad_utf8.txt", b"abc\xff\xfe")
 os.makedirs(os.path.join(tmp, "empty_folder"), exist_ok=True)
+
+
 failures = [
     (["inspect", os.path.join(tmp, "missing.gguf")], "missing.gguf"),
     (["inspect", write("truncated.gguf", data[:1000])], "truncated.gguf"),
@@ -146,5 +196,6 @@ for cut in range(0, len(data), max(1, len(data) // 97)):
     check(f"truncated at {cut}", r.returncode > 0 and len(r.stderr.strip().splitlines()) == 1,
           f"rc={r.returncode} stderr={r.stderr!r}")
 
+shutil.rmtree(tmp, ignore_errors=True)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
