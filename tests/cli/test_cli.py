@@ -7,8 +7,9 @@
   - `tokenize --jsonl` reproduces the reference ids; `inspect --json` parses;
   - `inspect` reports the Llama 3.1 rope-scaling parameters, per-layer kinds,
     the shared-expert gate and the DeltaNet value-head tiling;
-  - every failure (missing, truncated or corrupted file, bad option, invalid
-    UTF-8) prints exactly ONE line on stderr and exits non-zero, never by signal.
+  - every failure (missing, truncated or corrupted GGUF file or HF folder, bad
+    option, invalid UTF-8) prints exactly ONE line on stderr and exits non-zero,
+    never by signal.
 
 usage: test_cli.py MOELAB_BINARY FIXTURES_DIR   (exit 77 = fixtures absent: skipped)
 """
@@ -166,6 +167,88 @@ def write(name, payload):
 bad_utf8 = write("bad_utf8.txt", b"abc\xff\xfe")
 os.makedirs(os.path.join(tmp, "empty_folder"), exist_ok=True)
 
+
+# Hugging Face folders, each a copy of qwen3-dense.hf with one thing wrong.
+hf_source = os.path.join(fixtures, models["qwen3-dense"]["hf"])
+def read_safetensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    return {name: (e["dtype"], e["shape"], raw[8 + n + e["data_offsets"][0]:8 + n + e["data_offsets"][1]])
+            for name, e in header.items()}
+def safetensors_bytes(tensors):
+    header, data = {}, b""
+    for name, (dtype, shape, payload) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(payload)]}
+        data += payload
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+def hf_folder(name, edit):
+    folder = os.path.join(tmp, name)
+    shutil.copytree(hf_source, folder)
+    for f in os.listdir(folder):
+        os.chmod(os.path.join(folder, f), 0o644)
+    edit(folder)
+    return folder
+def long_header(folder):
+    path = os.path.join(folder, "model.safetensors")
+    raw = open(path, "rb").read()
+    open(path, "wb").write(struct.pack("<Q", len(raw) + 1000) + raw[8:])
+def config_without(key):
+    def edit(folder):
+        path = os.path.join(folder, "config.json")
+        config = json.load(open(path))
+        del config[key]
+        json.dump(config, open(path, "w"))
+    return edit
+def config_with(key, value):
+    def edit(folder):
+        path = os.path.join(folder, "config.json")
+        config = json.load(open(path))
+        config[key] = value
+        json.dump(config, open(path, "w"))
+    return edit
+dropped = "model.layers.1.mlp.up_proj.weight"
+def drop_tensor(folder):
+    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    del tensors[dropped]
+    write(os.path.join(folder, "model.safetensors"), safetensors_bytes(tensors))
+def drop_from_index(folder):  # two shards; the index omits the second shard's one tensor
+    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    os.remove(os.path.join(folder, "model.safetensors"))
+    second = {dropped: tensors.pop(dropped)}
+    write(os.path.join(folder, "model-00001-of-00002.safetensors"), safetensors_bytes(tensors))
+    write(os.path.join(folder, "model-00002-of-00002.safetensors"), safetensors_bytes(second))
+    index = {"metadata": {}, "weight_map": {name: "model-00001-of-00002.safetensors" for name in tensors}}
+    json.dump(index, open(os.path.join(folder, "model.safetensors.index.json"), "w"))
+hf_ok = hf_folder("hf_ok", lambda folder: None)
+hf_intermediate = hf_config("qwen3-dense")["intermediate_size"]
+hf_failures = [
+    (["inspect", hf_folder("hf_long_header", long_header)], ["model.safetensors", "header"]),
+    (["inspect", hf_folder("hf_no_hidden_size", config_without("hidden_size"))], ["config.json", "hidden_size"]),
+    (["logits", "--model", hf_folder("hf_no_vocab_size", config_without("vocab_size")), "--tokens", "1", "--out", out],
+     ["config.json", "vocab_size"]),
+    (["inspect", hf_folder("hf_dropped_tensor", drop_tensor)], ["hf_dropped_tensor", "missing tensor", dropped]),
+    (["run", "--model", hf_folder("hf_dropped_from_index", drop_from_index), "--prompt", "x", "-n", "1"],
+     ["hf_dropped_from_index", "missing tensor", dropped]),
+    (["inspect", hf_folder("hf_wrong_shape", config_with("intermediate_size", hf_intermediate + 1))],
+     ["hf_wrong_shape", "shape", str(hf_intermediate + 1)]),
+    # Invalid UTF-8 straight from argv (os.fsdecode keeps the raw bytes through subprocess).
+    (["tokenize", "--model", hf_ok, "--text", os.fsdecode(b"abc\xff\xfe")], ["--text", "invalid UTF-8"]),
+    (["run", "--model", hf_ok, "--prompt", os.fsdecode(b"caf\xc3"), "-n", "1"], ["--prompt", "invalid UTF-8"]),
+    (["run", "--model", gguf, "--prompt", os.fsdecode(b"\xed\xa0\x80"), "-n", "1"], ["--prompt", "invalid UTF-8"]),
+]
+for args, culprits in hf_failures:
+    r = moelab(*args)
+    lines = r.stderr.strip().splitlines()
+    check(f"error {' '.join(os.path.basename(a) for a in args[:2])}",
+          r.returncode > 0 and len(lines) == 1 and all(c in lines[0] for c in culprits),
+          f"rc={r.returncode} stderr={r.stderr!r}")
+# The unedited copy works, so each failure above is the edit's doing.
+r = moelab("inspect", hf_ok)
+check("inspect hf copy", r.returncode == 0, r.stderr)
 
 failures = [
     (["inspect", os.path.join(tmp, "missing.gguf")], "missing.gguf"),
