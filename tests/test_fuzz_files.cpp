@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -415,7 +414,9 @@ TEST_CASE("HF folders with one corrupted file load and run, or throw moelab::Err
             if (!model_file) parsed = tokenizer_bytes + (file == "tokenizer_config.json" ? original.size() : 0);
             // 40 mutants of each file; fewer when a mutant parses more than 20 KB.
             const int iterations = static_cast<int>(std::clamp<std::uint64_t>(800'000 / parsed, 2, 40));
-            std::mt19937_64 rng(seed ^ (folder_index * 0x9E3779B97F4A7C15ull) ^ std::hash<std::string>{}(file));
+            std::uint64_t file_hash = 1469598103934665603ull;  // FNV-1a: the same stream on every platform
+            for (unsigned char ch : file) file_hash = (file_hash ^ ch) * 1099511628211ull;
+            std::mt19937_64 rng(seed ^ (folder_index * 0x9E3779B97F4A7C15ull) ^ file_hash);
 
             for (int it = 0; it < iterations; ++it) {
                 INFO("mutant " << it << " of " << path.string());
