@@ -122,7 +122,16 @@ TEST_CASE("GGUF and Hugging Face twins describe the same model, tensor by tensor
                 cmp.same(blk + "attn_k", lg.attn.wk, lh.attn.wk, qk_map);
                 cmp.same(blk + "attn_v", lg.attn.wv, lh.attn.wv);
                 cmp.same(blk + "attn_output", lg.attn.wo, lh.attn.wo);
-                cmp.same(blk + "attn_q.bias", values(lg.attn.bq), values(lh.attn.bq));
+                // Biases follow their weight's rows (the llama permutation included).
+                cmp.same(blk + "attn_q.bias", values(lg.attn.bq), values(lh.attn.bq), qk_map);
+                cmp.same(blk + "attn_k.bias", values(lg.attn.bk), values(lh.attn.bk), qk_map);
+                cmp.same(blk + "attn_v.bias", values(lg.attn.bv), values(lh.attn.bv));
+                // Qwen2's q/k/v biases are real tensors in both twins, not empty spans compared empty.
+                if (cg.arch == Arch::qwen2 || cg.arch == Arch::qwen2moe) {
+                    CHECK(lh.attn.bq.size == cg.q_dim());
+                    CHECK(lh.attn.bk.size == cg.kv_dim());
+                    CHECK(lh.attn.bv.size == cg.kv_dim());
+                }
                 cmp.same(blk + "attn_q_norm", values(lg.attn.q_norm), values(lh.attn.q_norm));
                 cmp.same(blk + "attn_k_norm", values(lg.attn.k_norm), values(lh.attn.k_norm));
             } else {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // moelab inspect MODEL [--json]: what a checkpoint is and what it costs per token.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <string>
@@ -42,26 +43,49 @@ nlohmann::json hyperparameters(const ModelConfig& c) {
         {"attn_qk_norm", c.attn_qk_norm}, {"attn_output_gate", c.attn_output_gate},
         {"rope_theta", c.rope.theta}, {"rope_dims", c.rope.rot_dims},
         {"rope_style", c.rope.style == RopeStyle::neox ? "neox" : "interleaved"},
-        {"rope_scaled", !c.rope.freq_divisors.empty()},
+        {"rope_scaled", c.rope.llama3_scaling.has_value() || !c.rope.freq_divisors.empty()},
         {"tied_embeddings", c.tied_embeddings},
         {"bos_id", c.bos_id}, {"eos_id", c.eos_id},
     };
+    // Llama 3.1 scaling: the parameters where the file states them (HF), and
+    // the per-plane divisors they give (all GGUF stores, in rope_freqs.weight).
+    if (c.rope.llama3_scaling) {
+        const Llama3RopeScaling& s = *c.rope.llama3_scaling;
+        j["rope_scaling"] = {{"type", "llama3"}, {"factor", s.factor}, {"low_freq_factor", s.low_freq_factor},
+                             {"high_freq_factor", s.high_freq_factor}, {"original_context", s.original_context}};
+    } else if (!c.rope.freq_divisors.empty()) {
+        j["rope_scaling"] = {{"type", "per-plane divisors (rope_freqs.weight)"}};
+    }
+    if (!c.rope.freq_divisors.empty()) {
+        const auto [lo, hi] = std::minmax_element(c.rope.freq_divisors.begin(), c.rope.freq_divisors.end());
+        j["rope_scaling"]["divisors"] = {{"n", c.rope.freq_divisors.size()}, {"min", *lo}, {"max", *hi}};
+    }
     if (c.is_moe()) {
         j["n_expert"] = c.moe.n_expert;
         j["n_expert_used"] = c.moe.n_expert_used;
         j["n_ff_exp"] = c.moe.n_ff_exp;
         j["n_ff_shexp"] = c.moe.n_ff_shexp;
+        j["shared_expert_gate"] = c.moe.shared_expert_gate;
         j["norm_topk_prob"] = c.moe.norm_topk_prob;
     }
+    // One letter per layer, in order: A = softmax attention, D = Gated DeltaNet.
+    std::string kinds;
     std::size_t n_deltanet = 0;
-    for (auto k : c.layer_kinds) n_deltanet += k == LayerKind::gated_deltanet;
+    for (auto k : c.layer_kinds) {
+        n_deltanet += k == LayerKind::gated_deltanet;
+        kinds += k == LayerKind::gated_deltanet ? 'D' : 'A';
+    }
+    j["layer_kinds"] = kinds;
     if (n_deltanet) {
+        j["layer_kinds_legend"] = "A attention, D gated DeltaNet";
         j["n_deltanet_layers"] = n_deltanet;
         j["ssm_conv_kernel"] = c.deltanet.conv_kernel;
         j["ssm_n_key_heads"] = c.deltanet.n_key_heads;
         j["ssm_n_value_heads"] = c.deltanet.n_value_heads;
         j["ssm_key_head_dim"] = c.deltanet.key_head_dim;
         j["ssm_value_head_dim"] = c.deltanet.value_head_dim;
+        // Which key head value head h reads: h mod n_key_heads (tiled, GGUF) or h / (n_v / n_k) (HF).
+        j["ssm_value_heads_tiled"] = c.deltanet.value_heads_tiled;
     }
     return j;
 }
@@ -92,7 +116,7 @@ int inspect_config(const Args& args) {
     }
     std::printf("config: %s (weights assumed at %.2f bits each)\n\nhyperparameters:\n", path.c_str(), bits);
     for (const auto& [key, value] : hyper.items())
-        std::printf("  %-20s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
+        std::printf("  %-22s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
     std::printf("\nper token:\n  total parameters          %s\n  active parameters         %s\n"
                 "  weight bytes per token    %s\n  KV cache per token        %s (f32)\n  recurrent state           %s per sequence (f32)\n",
                 human(static_cast<double>(cost.total_params), "").c_str(), human(static_cast<double>(cost.active_params), "").c_str(),
@@ -157,7 +181,7 @@ int cmd_inspect(int argc, char** argv) {
     std::printf("hyperparameters:\n");
     const nlohmann::json hyper = hyperparameters(c);
     for (const auto& [key, value] : hyper.items())
-        std::printf("  %-20s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
+        std::printf("  %-22s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
 
     std::printf("\ntensors (%zu):\n  %-48s %-34s %-20s %-6s %12s %6s\n", tensors.size(), "name", "internal", "shape",
                 "dtype", "bytes", "bits/w");

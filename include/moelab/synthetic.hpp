@@ -136,7 +136,7 @@ struct SyntheticMixers {
         c.arch = Arch::qwen35moe;
         c.n_embd = 4096, c.n_head = 32, c.n_head_kv = 2, c.head_dim = 256, c.n_layer = 2;
         c.rms_eps = 1e-6f;
-        c.rope = {10000000.0f, 64, RopeStyle::neox, {}};
+        c.rope = {10000000.0f, 64, RopeStyle::neox, {}, std::nullopt};
         c.attn_output_gate = c.attn_qk_norm = true;
         c.deltanet = {4, 16, 64, 128, 128, false};
         c.layer_kinds = {LayerKind::attention, LayerKind::gated_deltanet};

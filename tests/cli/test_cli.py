@@ -9,12 +9,15 @@
     held back, and draws a status line only when stderr is a terminal;
   - `inspect --config docs/shapes/*.json` gives the published total / active
     parameter counts of Qwen3.6-27B and Qwen3.5-397B-A17B within 1%;
-  - every failure (missing, truncated or corrupted file, bad option, invalid
-    UTF-8) prints exactly ONE line on stderr and exits non-zero, never by signal.
+  - `inspect` reports the Llama 3.1 rope-scaling parameters, per-layer kinds,
+    the shared-expert gate and the DeltaNet value-head tiling;
+  - every failure (missing, truncated or corrupted GGUF file or HF folder, bad
+    option, invalid UTF-8) prints exactly ONE line on stderr and exits non-zero,
+    never by signal.
 
 usage: test_cli.py MOELAB_BINARY FIXTURES_DIR   (exit 77 = fixtures absent: skipped)
 """
-import array, json, math, os, pty, re, select, signal, subprocess, sys, tempfile, time
+import array, json, math, os, pty, re, select, shutil, signal, struct, subprocess, sys, tempfile, time
 
 binary, fixtures = sys.argv[1], sys.argv[2]
 if not os.path.exists(os.path.join(fixtures, "manifest.json")):
@@ -35,7 +38,7 @@ def check(name, condition, detail=""):
 
 
 def moelab(*args, stdin=None):
-    return subprocess.run([binary, *args], capture_output=True, text=True, input=stdin)
+    return subprocess.run([binary, *args], capture_output=True, text=True, errors="replace", input=stdin)
 
 
 def read_f32(path):
@@ -85,6 +88,52 @@ check("tokenize --jsonl ids", len(lines) == len(reference) and all(a["ids"] == b
 r = moelab("inspect", "--json", os.path.join(fixtures, models["qwen3-moe"]["hf"]))
 check("inspect --json", r.returncode == 0 and json.loads(r.stdout)["cost"]["active_params"] <
       json.loads(r.stdout)["cost"]["total_params"], r.stderr)
+
+def inspect_json(path):
+    r = moelab("inspect", "--json", path)
+    check(f"inspect {os.path.basename(path)} exit", r.returncode == 0, r.stderr)
+    return json.loads(r.stdout)["hyperparameters"] if r.returncode == 0 else {}
+
+
+def hf_config(name):
+    return json.load(open(os.path.join(fixtures, models[name]["hf"], "config.json")))
+
+
+# Llama 3.1 RoPE scaling: the HF folder states the four parameters (config.json's rope_scaling);
+# the GGUF twin keeps only the per-plane divisors, which run from 1 (kept) to `factor` (slowed),
+# the fixture's tiny original context making both ends occur.
+scaling = hf_config("llama31-dense")["rope_scaling"]
+hf = inspect_json(os.path.join(fixtures, models["llama31-dense"]["hf"]))
+gg = inspect_json(os.path.join(fixtures, models["llama31-dense"]["gguf"]))
+if hf and gg:
+    got = hf.get("rope_scaling", {})
+    check("inspect llama31 hf rope_scaling", got.get("type") == "llama3" and got.get("factor") == scaling["factor"] and
+          got.get("low_freq_factor") == scaling["low_freq_factor"] and
+          got.get("high_freq_factor") == scaling["high_freq_factor"] and
+          got.get("original_context") == scaling["original_max_position_embeddings"], str(got))
+    planes = hf["rope_dims"] // 2
+    check("inspect llama31 divisors", got.get("divisors") == gg.get("rope_scaling", {}).get("divisors") ==
+          {"n": planes, "min": 1.0, "max": scaling["factor"]}, f"{got} {gg.get('rope_scaling')}")
+    check("inspect llama31 gguf has no parameters", "factor" not in gg.get("rope_scaling", {}), str(gg.get("rope_scaling")))
+    check("inspect llama-dense unscaled", "rope_scaling" not in inspect_json(os.path.join(fixtures, models["llama-dense"]["gguf"])))
+r = moelab("inspect", os.path.join(fixtures, models["llama31-dense"]["hf"]))
+line = next((l for l in r.stdout.splitlines() if l.split()[:1] == ["rope_scaling"]), "")
+check("inspect llama31 text", r.returncode == 0 and f'"low_freq_factor":{scaling["low_freq_factor"]}' in line, line)
+
+# Qwen3.5 hybrid: one letter per layer (A attention, D Gated DeltaNet) as config.json's layer_types
+# say, in both formats; value heads are tiled over key heads in GGUF only (the fixtures' README).
+kinds = "".join("D" if t == "linear_attention" else "A" for t in hf_config("qwen35-dense")["layer_types"])
+for fmt, tiled in (("gguf", True), ("hf", False)):
+    h = inspect_json(os.path.join(fixtures, models["qwen35-dense"][fmt]))
+    check(f"inspect qwen35 {fmt} layer_kinds", h.get("layer_kinds") == kinds and
+          h.get("n_deltanet_layers") == kinds.count("D"), str(h.get("layer_kinds")))
+    check(f"inspect qwen35 {fmt} value heads", h.get("ssm_value_heads_tiled") is tiled, str(h.get("ssm_value_heads_tiled")))
+    # The shared expert's sigmoid gate: Qwen2-MoE has one (shared_expert_intermediate_size), Qwen3-MoE no shared expert.
+    for name, gated in (("qwen2-moe", True), ("qwen3-moe", False)):
+        h = inspect_json(os.path.join(fixtures, models[name][fmt]))
+        check(f"inspect {name} {fmt} shared_expert_gate", h.get("shared_expert_gate") is gated and
+              (h.get("n_ff_shexp", 0) > 0) == gated, str(h))
+
 r = moelab("run", "--model", os.path.join(fixtures, fullvocab["hf"]), "--prompt", "Hello", "--chat", "-n", "5")
 check("run --chat", r.returncode == 0 and "decode:" in r.stderr, r.stderr)
 
@@ -224,6 +273,90 @@ def write(name, payload):
     return path
 bad_utf8 = write("bad_utf8.txt", b"abc\xff\xfe")
 os.makedirs(os.path.join(tmp, "empty_folder"), exist_ok=True)
+
+
+# Hugging Face folders, each a copy of qwen3-dense.hf with one thing wrong.
+hf_source = os.path.join(fixtures, models["qwen3-dense"]["hf"])
+def read_safetensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    return {name: (e["dtype"], e["shape"], raw[8 + n + e["data_offsets"][0]:8 + n + e["data_offsets"][1]])
+            for name, e in header.items()}
+def safetensors_bytes(tensors):
+    header, data = {}, b""
+    for name, (dtype, shape, payload) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(payload)]}
+        data += payload
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+def hf_folder(name, edit):
+    folder = os.path.join(tmp, name)
+    shutil.copytree(hf_source, folder)
+    for f in os.listdir(folder):
+        os.chmod(os.path.join(folder, f), 0o644)
+    edit(folder)
+    return folder
+def long_header(folder):
+    path = os.path.join(folder, "model.safetensors")
+    raw = open(path, "rb").read()
+    open(path, "wb").write(struct.pack("<Q", len(raw) + 1000) + raw[8:])
+def config_without(key):
+    def edit(folder):
+        path = os.path.join(folder, "config.json")
+        config = json.load(open(path))
+        del config[key]
+        json.dump(config, open(path, "w"))
+    return edit
+def config_with(key, value):
+    def edit(folder):
+        path = os.path.join(folder, "config.json")
+        config = json.load(open(path))
+        config[key] = value
+        json.dump(config, open(path, "w"))
+    return edit
+dropped = "model.layers.1.mlp.up_proj.weight"
+def drop_tensor(folder):
+    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    del tensors[dropped]
+    write(os.path.join(folder, "model.safetensors"), safetensors_bytes(tensors))
+def drop_from_index(folder):  # two shards; the index omits the second shard's one tensor
+    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    os.remove(os.path.join(folder, "model.safetensors"))
+    second = {dropped: tensors.pop(dropped)}
+    write(os.path.join(folder, "model-00001-of-00002.safetensors"), safetensors_bytes(tensors))
+    write(os.path.join(folder, "model-00002-of-00002.safetensors"), safetensors_bytes(second))
+    index = {"metadata": {}, "weight_map": {name: "model-00001-of-00002.safetensors" for name in tensors}}
+    json.dump(index, open(os.path.join(folder, "model.safetensors.index.json"), "w"))
+hf_ok = hf_folder("hf_ok", lambda folder: None)
+hf_intermediate = hf_config("qwen3-dense")["intermediate_size"]
+hf_failures = [
+    (["inspect", hf_folder("hf_long_header", long_header)], ["model.safetensors", "header"]),
+    (["inspect", hf_folder("hf_no_hidden_size", config_without("hidden_size"))], ["config.json", "hidden_size"]),
+    (["logits", "--model", hf_folder("hf_no_vocab_size", config_without("vocab_size")), "--tokens", "1", "--out", out],
+     ["config.json", "vocab_size"]),
+    (["inspect", hf_folder("hf_dropped_tensor", drop_tensor)], ["hf_dropped_tensor", "missing tensor", dropped]),
+    (["run", "--model", hf_folder("hf_dropped_from_index", drop_from_index), "--prompt", "x", "-n", "1"],
+     ["hf_dropped_from_index", "missing tensor", dropped]),
+    (["inspect", hf_folder("hf_wrong_shape", config_with("intermediate_size", hf_intermediate + 1))],
+     ["hf_wrong_shape", "shape", str(hf_intermediate + 1)]),
+    # Invalid UTF-8 straight from argv (os.fsdecode keeps the raw bytes through subprocess).
+    (["tokenize", "--model", hf_ok, "--text", os.fsdecode(b"abc\xff\xfe")], ["--text", "invalid UTF-8"]),
+    (["run", "--model", hf_ok, "--prompt", os.fsdecode(b"caf\xc3"), "-n", "1"], ["--prompt", "invalid UTF-8"]),
+    (["run", "--model", gguf, "--prompt", os.fsdecode(b"\xed\xa0\x80"), "-n", "1"], ["--prompt", "invalid UTF-8"]),
+]
+for args, culprits in hf_failures:
+    r = moelab(*args)
+    lines = r.stderr.strip().splitlines()
+    check(f"error {' '.join(os.path.basename(a) for a in args[:2])}",
+          r.returncode > 0 and len(lines) == 1 and all(c in lines[0] for c in culprits),
+          f"rc={r.returncode} stderr={r.stderr!r}")
+# The unedited copy works, so each failure above is the edit's doing.
+r = moelab("inspect", hf_ok)
+check("inspect hf copy", r.returncode == 0, r.stderr)
+
 failures = [
     (["inspect", os.path.join(tmp, "missing.gguf")], "missing.gguf"),
     (["inspect", write("truncated.gguf", data[:1000])], "truncated.gguf"),
@@ -253,5 +386,6 @@ for cut in range(0, len(data), max(1, len(data) // 97)):
     check(f"truncated at {cut}", r.returncode > 0 and len(r.stderr.strip().splitlines()) == 1,
           f"rc={r.returncode} stderr={r.stderr!r}")
 
+shutil.rmtree(tmp, ignore_errors=True)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

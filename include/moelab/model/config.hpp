@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,14 +55,29 @@ enum class LayerKind : std::uint8_t {
     gated_deltanet,  // linear attention with a recurrent state (Qwen3.5 hybrid)
 };
 
+// Llama 3.1 "llama3" RoPE scaling as config.json's rope_scaling states it:
+// wavelengths longer than original_context / low_freq_factor turn `factor`
+// times slower, those shorter than original_context / high_freq_factor keep
+// their speed, and the band between is interpolated (config_hf.hpp).
+struct Llama3RopeScaling {
+    double factor = 0;            // slow-down of the long wavelengths (8 for Llama 3.1)
+    double low_freq_factor = 0;   // 1 for Llama 3.1
+    double high_freq_factor = 0;  // 4 for Llama 3.1
+    double original_context = 0;  // original_max_position_embeddings (8192 for Llama 3.1)
+};
+
 struct RopeConfig {
     float theta = 10000.0f;             // base of the rotation frequencies theta_i = theta^(-2i/rot_dims)
     std::size_t rot_dims = 0;           // leading dims of each head that rotate (<= head_dim)
     RopeStyle style = RopeStyle::neox;  // pairing; GGUF llama permuted Q/K rows to use interleaved
     // Per-plane divisors of the frequency (Llama 3.1 "llama3" scaling), length
     // rot_dims/2; empty means no scaling. GGUF stores them (rope_freqs.weight);
-    // for HF they are computed from rope_scaling (config_hf.hpp).
+    // for HF, Model::load computes them from llama3_scaling once the attention
+    // tensors have confirmed head_dim.
     std::vector<float> freq_divisors;
+    // The parameters behind freq_divisors, when the file states them (HF
+    // config.json). GGUF keeps only the divisors, so there this stays empty.
+    std::optional<Llama3RopeScaling> llama3_scaling;
 };
 
 struct MoEConfig {

@@ -69,32 +69,42 @@ private:
     std::string file_;
 };
 
+// rope_scaling of type "llama3": its four parameters, checked.
+inline Llama3RopeScaling llama3_scaling_from(const JsonConfig& scaling) {
+    const Llama3RopeScaling s{scaling.number("factor"), scaling.number("low_freq_factor"),
+                              scaling.number("high_freq_factor"), scaling.number("original_max_position_embeddings")};
+    if (!(s.factor > 0) || !(s.high_freq_factor > s.low_freq_factor) || !(s.low_freq_factor > 0) ||
+        !(s.original_context > 0) || !std::isfinite(s.factor) || !std::isfinite(s.high_freq_factor) ||
+        !std::isfinite(s.original_context))
+        throw Error(scaling.file(), "rope_scaling: need finite factor > 0, high_freq_factor > low_freq_factor > 0, "
+                                    "original_max_position_embeddings > 0");
+    return s;
+}
+
+}  // namespace detail
+
 // Llama 3.1 ("llama3") RoPE scaling: long wavelengths are slowed by `factor`,
 // short ones kept, and the band in between interpolated. Returns the divisor
-// of each plane's frequency (the same numbers GGUF stores in rope_freqs.weight).
-inline std::vector<float> llama3_freq_divisors(const JsonConfig& scaling, float theta, std::size_t rot_dims) {
-    const double factor = scaling.number("factor");
-    const double low_freq_factor = scaling.number("low_freq_factor");
-    const double high_freq_factor = scaling.number("high_freq_factor");
-    const double old_context = scaling.number("original_max_position_embeddings");
-    if (!(factor > 0) || !(high_freq_factor > low_freq_factor) || !(old_context > 0))
-        throw Error(scaling.file(), "rope_scaling: need factor > 0, high_freq_factor > low_freq_factor, "
-                                    "original_max_position_embeddings > 0");
-    const double low_freq_wavelen = old_context / low_freq_factor;
-    const double high_freq_wavelen = old_context / high_freq_factor;
+// of each plane's frequency (the same numbers GGUF stores in rope_freqs.weight);
+// rot_dims / 2 of them, so the caller bounds rot_dims first.
+inline std::vector<float> llama3_freq_divisors(const Llama3RopeScaling& s, float theta, std::size_t rot_dims) {
+    const double low_freq_wavelen = s.original_context / s.low_freq_factor;
+    const double high_freq_wavelen = s.original_context / s.high_freq_factor;
     std::vector<float> divisors(rot_dims / 2);
     for (std::size_t i = 0; i < divisors.size(); ++i) {
         const double freq = std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(i) / static_cast<double>(rot_dims));
         const double wavelen = 2 * std::numbers::pi / freq;
         if (wavelen < high_freq_wavelen) divisors[i] = 1.0f;
-        else if (wavelen > low_freq_wavelen) divisors[i] = static_cast<float>(factor);
+        else if (wavelen > low_freq_wavelen) divisors[i] = static_cast<float>(s.factor);
         else {
-            const double smooth = (old_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
-            divisors[i] = static_cast<float>(1.0 / ((1 - smooth) / factor + smooth));
+            const double smooth = (s.original_context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+            divisors[i] = static_cast<float>(1.0 / ((1 - smooth) / s.factor + smooth));
         }
     }
     return divisors;
 }
+
+namespace detail {
 
 inline Arch arch_from_hf_model_type(const std::string& model_type, const std::string& file) {
     if (model_type == "llama" || model_type == "mixtral") return Arch::llama;
@@ -152,7 +162,9 @@ inline ModelConfig config_from_hf(const nlohmann::json& root, const std::string&
     const std::string rope_type = scaling.has("rope_type") ? scaling.string("rope_type")
                                   : scaling.has("type")    ? scaling.string("type")
                                                            : "default";
-    if (rope_type == "llama3") c.rope.freq_divisors = detail::llama3_freq_divisors(scaling, c.rope.theta, c.rope.rot_dims);
+    // The divisors themselves wait for Model::load: head_dim (up to 2^32 here) is
+    // not confirmed until the attention tensors are seen.
+    if (rope_type == "llama3") c.rope.llama3_scaling = detail::llama3_scaling_from(scaling);
     else if (rope_type != "default")
         throw Error(file, "rope scaling type '" + rope_type + "' is not supported (supported: default, llama3)");
 

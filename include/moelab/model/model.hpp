@@ -13,6 +13,7 @@
 // and the tensor, not later with a crash.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <filesystem>
@@ -293,6 +294,13 @@ inline Model Model::load(const std::filesystem::path& path) {
             if (moe.shared_expert_gate) L.moe.shared_gate = bind.matrix(blk + "ffn_gate_inp_shexp.weight", 1, D);
         }
     }
+    // HF Llama 3.1 scaling: rot_dims / 2 divisors from rope_scaling. Only now,
+    // when an attention layer's q/k weights have matched n_head * head_dim rows
+    // of the file: config.json alone could claim head_dim 2^32, and 2^31 floats
+    // would be 8 GB. A model with no attention layer never rotates anything.
+    const bool any_attention = std::find(c.layer_kinds.begin(), c.layer_kinds.end(), LayerKind::attention) != c.layer_kinds.end();
+    if (c.rope.llama3_scaling && c.rope.freq_divisors.empty() && any_attention)
+        c.rope.freq_divisors = llama3_freq_divisors(*c.rope.llama3_scaling, c.rope.theta, c.rope.rot_dims);
     return m;
 }
 
