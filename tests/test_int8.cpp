@@ -222,7 +222,7 @@ TEMPLATE_TEST_CASE("every backend's int8 products agree with the specification",
             for (const std::size_t n_blocks : {1u, 2u, 3u, 5u, 8u, 9u, 64u + 1u}) {
                 const std::size_t cols = n_blocks * Block::kWeights;
                 for (const std::size_t rows : {1u, 3u, 4u, 5u, 9u}) {
-                    const std::size_t n_tokens = 3;
+                    const std::size_t n_tokens = 9;  // Highway's matmul tiles 4 tokens: two tiles and a tail
                     const auto w = random_blocks<Block>(rows * n_blocks, rng);
                     const auto x = random_activations(n_tokens * cols, rng);
                     Q8Activations a;

@@ -34,7 +34,9 @@
 // moves onto the activation (vpmaddubsw and vpdpbusd take u8 x s8).
 //
 // Determinism rule (kernels/backend.hpp): matvec and matmul both run rows()
-// below per (row, token), so they agree bit for bit for any split.
+// below, which gives every (row, token) the same operations whatever the tile
+// (matmul decodes each block once for several tokens), so they agree bit for
+// bit for any split.
 #pragma once
 
 #if !defined(HWY_COMPILE_ONLY_STATIC) && !defined(HWY_COMPILE_ONLY_EMU128) && \
@@ -102,19 +104,28 @@ HWY_INLINE void chunk(__m512i q, const std::int8_t* a, __m512 s, __m512& acc) {
 }
 
 // ---------------------------------------------------------------------------
-// One block (for 32-weight types: one or two blocks, a chunk) into acc / off.
-// x points at the block's first activation; xd, dsum16, dsum32 at its
-// activation blocks.
+// One block (for 32-weight types: two blocks, one chunk) of one row against
+// kT tokens: x[t] points at token t's activations for the block, and
+// acc[t] / off[t] are that (row, token)'s accumulators. The weights are
+// decoded once for all kT tokens (matmul); each (row, token) gets exactly the
+// operations it gets with kT = 1 (matvec), so the two agree bit for bit.
 // ---------------------------------------------------------------------------
 
 // Q8_0, two blocks: w = d qs. |qs| as the unsigned operand, sign(qs) onto a.
-HWY_INLINE void two_blocks(const block_q8_0& b0, const block_q8_0& b1, Q8Row x, __m512& acc, __m512&) {
+template <std::size_t kT>
+HWY_INLINE void two_blocks(const block_q8_0& b0, const block_q8_0& b1, const Q8Row (&x)[kT], __m512 (&acc)[kT],
+                           __m512 (&)[kT]) {
     const __m512i q = join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0.qs)),
                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1.qs)));
-    const __m512i a = _mm512_loadu_si512(x.q);
-    const __m512i signed_a = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(q), _mm512_setzero_si512(), a);
-    const __m512 s = halves(f16_scale(b0.d) * x.d[0], f16_scale(b1.d) * x.d[1]);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(_mm512_abs_epi8(q), signed_a)), s, acc);
+    const __m512i magnitude = _mm512_abs_epi8(q);
+    const __mmask64 negative = _mm512_movepi8_mask(q);
+    const float d0 = f16_scale(b0.d), d1 = f16_scale(b1.d);
+    for (std::size_t t = 0; t < kT; ++t) {
+        const __m512i a = _mm512_loadu_si512(x[t].q);
+        const __m512i signed_a = _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
+        const __m512 s = halves(d0 * x[t].d[0], d1 * x[t].d[1]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(magnitude, signed_a)), s, acc[t]);
+    }
 }
 
 // Q4_0, two blocks: w = d q - 8 d; weights 0..15 in the low nibbles, 16..31 in the high.
@@ -123,27 +134,34 @@ HWY_INLINE __m256i q4_0_quants(const block_q4_0& b) {
     const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1);
     return nibbles_low(both);
 }
-HWY_INLINE void two_blocks(const block_q4_0& b0, const block_q4_0& b1, Q8Row x, __m512& acc, __m512& off) {
+template <std::size_t kT>
+HWY_INLINE void two_blocks(const block_q4_0& b0, const block_q4_0& b1, const Q8Row (&x)[kT], __m512 (&acc)[kT],
+                           __m512 (&off)[kT]) {
     const float d0 = f16_scale(b0.d), d1 = f16_scale(b1.d);
-    chunk(join(q4_0_quants(b0), q4_0_quants(b1)), x.q, halves(d0 * x.d[0], d1 * x.d[1]), acc);
+    const __m512i q = join(q4_0_quants(b0), q4_0_quants(b1));
     const __m512 offsets = _mm512_setr_ps(8.0f * d0, 8.0f * d1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512 sums = _mm512_setr_ps(x.dsum32[0], x.dsum32[1], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    off = _mm512_fmadd_ps(offsets, sums, off);
+    for (std::size_t t = 0; t < kT; ++t) {
+        chunk(q, x[t].q, halves(d0 * x[t].d[0], d1 * x[t].d[1]), acc[t]);
+        const __m512 sums = _mm512_setr_ps(x[t].dsum32[0], x[t].dsum32[1], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        off[t] = _mm512_fmadd_ps(offsets, sums, off[t]);
+    }
 }
 
 // Q4_K / Q5_K: w = d sc[j] q - dmin m[j]; chunk c = sub-blocks 2c (low
 // nibbles of qs[32c ..]) and 2c + 1 (high nibbles); Q5_K's bit 4 is bit j of qh[l].
-template <class Block>
-HWY_INLINE void k_block(const Block& b, Q8Row x, __m512& acc, __m512& off) {
+template <std::size_t kT, class Block>
+HWY_INLINE void k_block(const Block& b, const Q8Row (&x)[kT], __m512 (&acc)[kT], __m512 (&off)[kT]) {
     HWY_ALIGN std::uint8_t k[16];  // sc[0..7], m[0..7]
     quant::unpack_k_scales_simd(b.scales, k);
     const __m128i k16 = _mm_load_si128(reinterpret_cast<const __m128i*>(k));
-    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(k16));
+    const __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(k16)), _mm256_set1_ps(f16_scale(b.d)));
     const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8)));
-    const __m256 xd = _mm256_loadu_ps(x.d);
-    const __m512 scale = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(f16_scale(b.d))), xd));
-    const __m256 mins = _mm256_mul_ps(m, _mm256_set1_ps(f16_scale(b.dmin)));
-    off = _mm512_fmadd_ps(_mm512_zextps256_ps512(mins), _mm512_zextps256_ps512(_mm256_loadu_ps(x.dsum32)), off);
+    const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(f16_scale(b.dmin))));
+    __m512 scale[kT];  // d sc[j] x.d[j] in lanes 0..7
+    for (std::size_t t = 0; t < kT; ++t) {
+        scale[t] = _mm512_zextps256_ps512(_mm256_mul_ps(sc, _mm256_loadu_ps(x[t].d)));
+        off[t] = _mm512_fmadd_ps(mins, _mm512_zextps256_ps512(_mm256_loadu_ps(x[t].dsum32)), off[t]);
+    }
     [[maybe_unused]] __m256i qh;
     if constexpr (requires { b.qh; }) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
     for (int c = 0; c < 4; ++c) {
@@ -155,31 +173,38 @@ HWY_INLINE void k_block(const Block& b, Q8Row x, __m512& acc, __m512& off) {
             high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
             qh = _mm256_srli_epi16(qh, 2);
         }
-        chunk(join(low, high), x.q + 64 * c, spread<3>(scale, 2 * c), acc);  // 8 lanes a sub-block
+        const __m512i q = join(low, high);
+        for (std::size_t t = 0; t < kT; ++t)
+            chunk(q, x[t].q + 64 * c, spread<3>(scale[t], 2 * c), acc[t]);  // 8 lanes a sub-block
     }
 }
 
 // Q6_K: w = d sc[g] q - 32 d sc[g], groups of 16. Chunk c = half h = c / 2,
 // groups g = 2 (c % 2) and g + 1 of it: low 4 bits from the low (c even) or
 // high (c odd) nibbles of ql[64h .. 64h + 63], high 2 bits from qh[32h + l].
-HWY_INLINE void q6_k_block(const block_q6_k& b, Q8Row x, __m512& acc, __m512& off) {
+template <std::size_t kT>
+HWY_INLINE void q6_k_block(const block_q6_k& b, const Q8Row (&x)[kT], __m512 (&acc)[kT], __m512 (&off)[kT]) {
     const __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)))),
                                     _mm512_set1_ps(f16_scale(b.d)));
-    // Group g's activations are half g % 2 of activation block g / 2.
-    const __m512 xd = spread<1>(_mm512_zextps256_ps512(_mm256_loadu_ps(x.d)), 0);
-    const __m512 scale = _mm512_mul_ps(sc, xd);
-    off = _mm512_fmadd_ps(_mm512_mul_ps(sc, _mm512_set1_ps(32.0f)), _mm512_loadu_ps(x.dsum16), off);
+    const __m512 offsets = _mm512_mul_ps(sc, _mm512_set1_ps(32.0f));
+    __m512 scale[kT];
+    for (std::size_t t = 0; t < kT; ++t) {
+        // Group g's activations are half g % 2 of activation block g / 2.
+        scale[t] = _mm512_mul_ps(sc, spread<1>(_mm512_zextps256_ps512(_mm256_loadu_ps(x[t].d)), 0));
+        off[t] = _mm512_fmadd_ps(offsets, _mm512_loadu_ps(x[t].dsum16), off[t]);
+    }
+    const __m512i mask4 = _mm512_set1_epi8(0x0F);
+    const __m256i mask2 = _mm256_set1_epi8(0x03);
     for (int h = 0; h < 2; ++h) {
         const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
-        const __m512i mask4 = _mm512_set1_epi8(0x0F);
-        const __m256i mask2 = _mm256_set1_epi8(0x03);
         for (int part = 0; part < 2; ++part) {
             const __m512i low = _mm512_and_si512(part == 0 ? ql : _mm512_srli_epi16(ql, 4), mask4);
             const __m256i qh_part = part == 0 ? qh : _mm256_srli_epi16(qh, 4);
             const __m512i high = join(_mm256_and_si256(qh_part, mask2), _mm256_and_si256(_mm256_srli_epi16(qh_part, 2), mask2));
+            const __m512i q = _mm512_or_si512(low, _mm512_slli_epi16(high, 4));
             const int c = 2 * h + part;  // lane i of the chunk belongs to group 4c + i / 4
-            chunk(_mm512_or_si512(low, _mm512_slli_epi16(high, 4)), x.q + 64 * c, spread<2>(scale, 4 * c), acc);
+            for (std::size_t t = 0; t < kT; ++t) chunk(q, x[t].q + 64 * c, spread<2>(scale[t], 4 * c), acc[t]);
         }
     }
 }
@@ -225,64 +250,94 @@ HWY_INLINE void prefetch_step(const Block* w, std::size_t row_stride, std::size_
     }
 }
 
-template <std::size_t kRows, class Block>
-HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::size_t row_blocks, Q8Row x,
-                     float* HWY_RESTRICT y, Prefetch prefetch = {}) {
-    __m512 acc[kRows], off[kRows];
-    for (std::size_t r = 0; r < kRows; ++r) acc[r] = off[r] = _mm512_setzero_ps();
+// y[t * y_stride + r] for kRows rows of row_blocks blocks (rows row_stride
+// blocks apart) and kT tokens (x[t]).
+template <std::size_t kRows, std::size_t kT, class Block>
+HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::size_t row_blocks, const Q8Row (&x)[kT],
+                     float* HWY_RESTRICT y, std::size_t y_stride, Prefetch prefetch = {}) {
+    __m512 acc[kRows][kT], off[kRows][kT];
+    for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t t = 0; t < kT; ++t) acc[r][t] = off[r][t] = _mm512_setzero_ps();
     constexpr std::size_t K = Block::kWeights;
     if constexpr (K == 32) {  // Q8_0, Q4_0: two blocks a chunk
         std::size_t b = 0;
         for (; b + 2 <= row_blocks; b += 2) {
-            const Q8Row xb{x.q + 32 * b, x.d + b, nullptr, x.dsum32 + b};
+            Q8Row xb[kT];
+            for (std::size_t t = 0; t < kT; ++t) xb[t] = {x[t].q + 32 * b, x[t].d + b, nullptr, x[t].dsum32 + b};
             prefetch_step<kRows>(w, row_stride, b, 2, prefetch);
-            quant::unrolled<kRows>([&](auto r) {  // a constant r keeps acc[r] in a register
+            quant::unrolled<kRows>([&](auto r) {  // a constant r keeps acc[r] in registers
                 const Block* row = w + r * row_stride;
                 two_blocks(row[b], row[b + 1], xb, acc[r], off[r]);
             });
         }
         if (b < row_blocks) {  // an odd last block pairs with a zero block and zero activations
             const Block zero{};
-            HWY_ALIGN std::int8_t q[64] = {};
-            for (int i = 0; i < 32; ++i) q[i] = x.q[32 * b + i];
-            const float d[2] = {x.d[b], 0.0f}, sum[2] = {x.dsum32[b], 0.0f};
-            for (std::size_t r = 0; r < kRows; ++r) two_blocks(w[r * row_stride + b], zero, Q8Row{q, d, nullptr, sum}, acc[r], off[r]);
+            for (std::size_t t = 0; t < kT; ++t) {
+                HWY_ALIGN std::int8_t q[64] = {};
+                for (int i = 0; i < 32; ++i) q[i] = x[t].q[32 * b + i];
+                const float d[2] = {x[t].d[b], 0.0f}, sum[2] = {x[t].dsum32[b], 0.0f};
+                const Q8Row padded[1] = {{q, d, nullptr, sum}};
+                for (std::size_t r = 0; r < kRows; ++r) {
+                    __m512 a[1] = {acc[r][t]}, o[1] = {off[r][t]};
+                    two_blocks(w[r * row_stride + b], zero, padded, a, o);
+                    acc[r][t] = a[0], off[r][t] = o[0];
+                }
+            }
         }
     } else {
         for (std::size_t b = 0; b < row_blocks; ++b) {
-            const Q8Row xb{x.q + K * b, x.d + K / 32 * b, x.dsum16 + K / 16 * b, x.dsum32 + K / 32 * b};
+            Q8Row xb[kT];
+            for (std::size_t t = 0; t < kT; ++t)
+                xb[t] = {x[t].q + K * b, x[t].d + K / 32 * b, x[t].dsum16 + K / 16 * b, x[t].dsum32 + K / 32 * b};
             prefetch_step<kRows>(w, row_stride, b, 1, prefetch);
             quant::unrolled<kRows>([&](auto r) {
-                const Block* block = w + r * row_stride + b;
-                if constexpr (std::is_same_v<Block, block_q6_k>) q6_k_block(*block, xb, acc[r], off[r]);
-                else k_block(*block, xb, acc[r], off[r]);
+                const Block& block = w[r * row_stride + b];
+                if constexpr (std::is_same_v<Block, block_q6_k>) q6_k_block(block, xb, acc[r], off[r]);
+                else k_block(block, xb, acc[r], off[r]);
             });
         }
     }
-    for (std::size_t r = 0; r < kRows; ++r) y[r] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(off[r]);
+    for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t t = 0; t < kT; ++t)
+            y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]) - _mm512_reduce_add_ps(off[r][t]);
 }
 
 template <class Block>
 inline void matvec(const Block* w, std::size_t n_rows, std::size_t cols, Q8Row x, float* y) {
     const std::size_t row_blocks = cols / Block::kWeights;
+    const Q8Row xs[1] = {x};
     std::size_t r = 0;
     for (; r + kMatvecRows <= n_rows; r += kMatvecRows)
-        rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, x, y + r,
+        rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, xs, y + r, 0,
                           Prefetch{reinterpret_cast<const char*>(w + (r + kMatvecRows) * row_blocks), row_blocks * sizeof(Block)});
-    for (; r < n_rows; ++r) rows<1>(w + r * row_blocks, row_blocks, row_blocks, x, y + r);
+    for (; r < n_rows; ++r) rows<1>(w + r * row_blocks, row_blocks, row_blocks, xs, y + r, 0);
 }
 
-// Row blocks outside, tokens inside: kMatvecRows rows stay in L1 while every token passes.
+// Prefill: tiles of kTileRows rows x kTileTokens tokens, so that each block is
+// decoded once per kTileTokens tokens (16 accumulators of 32 registers).
+// Measured against decoding per token (kTileTokens = 1): docs/kernels.md.
+inline constexpr std::size_t kTileRows = 2, kTileTokens = 4;
+
 template <class Block>
 inline void matmul(const Block* w, std::size_t n_rows, std::size_t cols, Q8Rows x, std::size_t n_tokens, float* y,
                    std::size_t y_stride) {
     const std::size_t row_blocks = cols / Block::kWeights;
+    auto tile = [&](auto rows_c, std::size_t r, std::size_t t0) {
+        constexpr std::size_t kR = decltype(rows_c)::value;
+        std::size_t t = t0;
+        for (; t + kTileTokens <= n_tokens; t += kTileTokens) {
+            Q8Row xs[kTileTokens];
+            for (std::size_t i = 0; i < kTileTokens; ++i) xs[i] = x[t + i];
+            rows<kR>(w + r * row_blocks, row_blocks, row_blocks, xs, y + t * y_stride + r, y_stride);
+        }
+        for (; t < n_tokens; ++t) {
+            const Q8Row xs[1] = {x[t]};
+            rows<kR>(w + r * row_blocks, row_blocks, row_blocks, xs, y + t * y_stride + r, y_stride);
+        }
+    };
     std::size_t r = 0;
-    for (; r + kMatvecRows <= n_rows; r += kMatvecRows)
-        for (std::size_t t = 0; t < n_tokens; ++t)
-            rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, x[t], y + t * y_stride + r);
-    for (; r < n_rows; ++r)
-        for (std::size_t t = 0; t < n_tokens; ++t) rows<1>(w + r * row_blocks, row_blocks, row_blocks, x[t], y + t * y_stride + r);
+    for (; r + kTileRows <= n_rows; r += kTileRows) tile(std::integral_constant<std::size_t, kTileRows>{}, r, 0);
+    for (; r < n_rows; ++r) tile(std::integral_constant<std::size_t, 1>{}, r, 0);
 }
 
 }  // namespace moelab::detail::HWY_NAMESPACE::int8
@@ -302,7 +357,8 @@ inline const char* int8_instruction_set(backend::highway) {
 template <IntegerFormBlock Block>
 float dot(backend::highway, const Block* w, Q8Row x, std::size_t n) {
     float y;
-    detail::HWY_NAMESPACE::int8::rows<1>(w, 0, n / Block::kWeights, x, &y);
+    const Q8Row xs[1] = {x};
+    detail::HWY_NAMESPACE::int8::rows<1>(w, 0, n / Block::kWeights, xs, &y, 0);
     return y;
 }
 
