@@ -52,16 +52,7 @@
 #include <string>
 #include <vector>
 
-#include "moelab/kernels/scalar.hpp"
-#if MOELAB_HAVE_HIGHWAY
-#include "moelab/kernels/highway.hpp"
-using Backend = moelab::backend::highway;
-#elif MOELAB_HAVE_XSIMD
-#include "moelab/kernels/xsimd.hpp"
-using Backend = moelab::backend::xsimd;
-#else
-using Backend = moelab::backend::scalar;
-#endif
+#include "default_backend.hpp"
 #include "moelab/layers/attention.hpp"
 #include "moelab/layers/deltanet.hpp"
 #include "moelab/layers/ffn_dense.hpp"

@@ -45,16 +45,7 @@
 #include <string>
 #include <vector>
 
-#include "moelab/kernels/scalar.hpp"
-#if MOELAB_HAVE_HIGHWAY
-#include "moelab/kernels/highway.hpp"
-using Backend = moelab::backend::highway;
-#elif MOELAB_HAVE_XSIMD
-#include "moelab/kernels/xsimd.hpp"
-using Backend = moelab::backend::xsimd;
-#else
-using Backend = moelab::backend::scalar;
-#endif
+#include "default_backend.hpp"
 #include "moelab/model/cost.hpp"
 #include "moelab/model/model.hpp"
 #include "moelab/model/transformer.hpp"
