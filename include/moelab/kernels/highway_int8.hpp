@@ -14,7 +14,7 @@
 // <immintrin.h>, on the target Highway compiled for:
 //   AVX-512 VNNI:          vpdpbusd — 64 u8 x s8 products summed in fours
 //                          into 16 int32 lanes, one instruction;
-//   AVX3:                  vpmaddubsw (pairs into int16) then vpmaddwd
+//   AVX-512BW without VNNI: vpmaddubsw (pairs into int16) then vpmaddwd
 //                          (pairs of those into int32), the same sums.
 // On other targets this header declares nothing: ops::linear sees no int8
 // product and runs the exact f32 path (has_int8_product in ops/linear.hpp).
@@ -29,7 +29,7 @@
 // the offset and the activations' precomputed d * sum(q), into a second
 // accumulator. Each row's result is reduce(acc) - reduce(offsets): the
 // integers are the specification's, the f32 sums are in lane order
-// (tests/test_quant.cpp derives the tolerance against the scalar reference).
+// (tests/test_int8.cpp derives the tolerance against the scalar reference).
 // Q8_0 weights are signed: |q| goes in as the unsigned operand and the sign
 // moves onto the activation (vpmaddubsw and vpdpbusd take u8 x s8).
 //
@@ -55,7 +55,6 @@
 #include "moelab/quant/q8_activations.hpp"
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-#define MOELAB_HIGHWAY_INT8 1
 #include <immintrin.h>
 // VNNI comes with AVX3_DL, and on its own with some CPUs that Highway 1.0.3
 // files under AVX3 (e.g. AMD Zen 4, whose AVX3_DL test also wants VPCLMULQDQ...).
@@ -353,6 +352,7 @@ inline const char* int8_instruction_set(backend::highway) {
     return "AVX-512BW (vpmaddubsw + vpmaddwd)";
 #endif
 }
+#undef MOELAB_HIGHWAY_VNNI  // internal: no macro of this header outlives it
 
 template <IntegerFormBlock Block>
 float dot(backend::highway, const Block* w, Q8Row x, std::size_t n) {
