@@ -43,6 +43,8 @@
 // Defaults add --benchmark_repetitions=3 --benchmark_report_aggregates_only=true.
 #include <benchmark/benchmark.h>
 
+#include "bench_args.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -271,12 +273,8 @@ int main(int argc, char** argv) {
             ++it;
         }
     }
-    bool has_reps = false;
-    for (char* a : args) has_reps |= std::strncmp(a, "--benchmark_repetitions", 23) == 0;
-    static char reps[] = "--benchmark_repetitions=3", aggregates[] = "--benchmark_report_aggregates_only=true";
-    if (!has_reps) args.insert(args.begin() + 1, {reps, aggregates});
-    int n = static_cast<int>(args.size());
-    benchmark::Initialize(&n, args.data());
+    static char repetitions[] = "--benchmark_repetitions=3";
+    initialize_with_medians(args, repetitions);
 
     globals().pool = std::make_unique<ThreadPool>();
     globals().read_gbps = measure_read_bandwidth(Backend{}, *globals().pool).median;

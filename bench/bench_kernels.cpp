@@ -20,6 +20,8 @@
 // table (markdown) with fractions and backend ratios closes the run.
 #include <benchmark/benchmark.h>
 
+#include "bench_args.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -348,19 +350,11 @@ void print_ceilings(const Measured& m) {
 int main(int argc, char** argv) {
     // Medians over repetitions unless the user chose otherwise.
     std::vector<char*> args(argv, argv + argc);
-    std::string repetitions = "--benchmark_repetitions=5", aggregates = "--benchmark_report_aggregates_only=true";
-    bool has_repetitions = false, has_aggregates = false, listing = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view a = argv[i];
-        listing |= a.starts_with("--benchmark_list_tests");
-        has_repetitions |= a.starts_with("--benchmark_repetitions");
-        has_aggregates |= a.starts_with("--benchmark_report_aggregates_only") || a.starts_with("--benchmark_display_aggregates_only");
-    }
-    if (!has_repetitions) args.push_back(repetitions.data());
-    if (!has_aggregates) args.push_back(aggregates.data());
-    int n_args = static_cast<int>(args.size());
-    benchmark::Initialize(&n_args, args.data());
-    if (benchmark::ReportUnrecognizedArguments(n_args, args.data())) return 1;
+    bool listing = false;
+    for (int i = 1; i < argc; ++i) listing |= std::string_view(argv[i]).starts_with("--benchmark_list_tests");
+    static char repetitions[] = "--benchmark_repetitions=5";
+    initialize_with_medians(args, repetitions);
+    if (benchmark::ReportUnrecognizedArguments(static_cast<int>(args.size()), args.data())) return 1;
 
     if (listing) {  // names only: no need to measure the machine
         register_everything(Ceilings{1, 1});

@@ -36,6 +36,8 @@
 // Defaults add --benchmark_repetitions=3 --benchmark_report_aggregates_only=true.
 #include <benchmark/benchmark.h>
 
+#include "bench_args.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -196,13 +198,9 @@ int main(int argc, char** argv) {
         }
     if (paths.empty() && (paths = fixture_models()).empty()) return 77;
 
-    bool has_reps = false;
-    for (char* a : args) has_reps |= std::strncmp(a, "--benchmark_repetitions", 23) == 0;
-    static char reps[] = "--benchmark_repetitions=3", aggregates[] = "--benchmark_report_aggregates_only=true";
-    if (!has_reps) args.insert(args.begin() + 1, {reps, aggregates});
-    int n = static_cast<int>(args.size());
-    benchmark::Initialize(&n, args.data());
-    if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 2;
+    static char repetitions[] = "--benchmark_repetitions=3";
+    initialize_with_medians(args, repetitions);
+    if (benchmark::ReportUnrecognizedArguments(static_cast<int>(args.size()), args.data())) return 2;
 
     std::vector<std::unique_ptr<LoadedModel>> models;
     try {
