@@ -275,6 +275,7 @@ int main(int argc, char** argv) {
     }
     static char repetitions[] = "--benchmark_repetitions=3";
     initialize_with_medians(args, repetitions);
+    if (benchmark::ReportUnrecognizedArguments(static_cast<int>(args.size()), args.data())) return 1;
 
     globals().pool = std::make_unique<ThreadPool>();
     globals().read_gbps = measure_read_bandwidth(Backend{}, *globals().pool).median;

@@ -21,13 +21,17 @@ struct Context {
     ThreadPool& pool;  // rows of every matrix product are split over it
     // f32: exact (the default); int8: quantized weights meet 8-bit activations (ops/linear.hpp)
     ops::ActivationPrecision activations = ops::ActivationPrecision::f32;
+    // Where linear() rounds its input in the int8 mode; nullptr: a fresh buffer
+    // per product. Whoever builds the Context owns it (Transformer keeps one), and
+    // products through one Context run one after another, so one buffer serves all.
+    Q8Activations* int8_scratch = nullptr;
 };
 
 // y = x W^T with the context's backend, threads and activation precision
 // (ops::linear; x: (n_tokens, W.cols), y: (n_tokens, W.rows)).
 template <class Backend>
 void linear(const Context<Backend>& ctx, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y) {
-    ops::linear(ctx.backend, ctx.pool, w, x, n_tokens, y, ctx.activations);
+    ops::linear(ctx.backend, ctx.pool, w, x, n_tokens, y, ctx.activations, ctx.int8_scratch);
 }
 
 // Grows a scratch buffer to at least n floats and returns its data. Buffers

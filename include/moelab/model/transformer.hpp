@@ -83,7 +83,7 @@ public:
         if (pos0 + n > cache_.max_ctx())
             throw Error("forward", "context is full: " + std::to_string(pos0) + " + " + std::to_string(n) +
                                        " tokens exceed the cache's " + std::to_string(cache_.max_ctx()) + " positions");
-        const Context<Backend> ctx{Backend{}, pool_, activations_};
+        const Context<Backend> ctx{Backend{}, pool_, activations_, &int8_scratch_};
 
         float* x = scratch(x_, n * D);
         float* xn = scratch(xn_, n * D);
@@ -160,6 +160,7 @@ private:
     DeltaNetScratch deltanet_scratch_;
     DenseFFNScratch dense_scratch_;
     MoEScratch moe_scratch_;
+    Q8Activations int8_scratch_;  // linear()'s rounded inputs in the int8 mode
 };
 
 }  // namespace moelab

@@ -125,13 +125,16 @@ void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, 
 // y[t, r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, W.rows)
 // PyTorch: y = x @ W.T
 // With ActivationPrecision::int8 (and a backend and dtype that have it), x is
-// rounded to 8 bits once, on the calling thread, and every thread reads it.
+// rounded to 8 bits once, on the calling thread, into int8_scratch (its
+// buffers only grow, so a caller that keeps one allocates nothing once warm;
+// nullptr: a local one), and every thread reads it.
 template <class Backend>
 void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y,
-            ActivationPrecision precision = ActivationPrecision::f32) {
+            ActivationPrecision precision = ActivationPrecision::f32, Q8Activations* int8_scratch = nullptr) {
     visit_weight_type(w, [](auto*) {});  // an unsupported dtype throws here, on the calling thread
     if (uses_int8(backend, w, precision)) {
-        Q8Activations xq;
+        Q8Activations local;
+        Q8Activations& xq = int8_scratch ? *int8_scratch : local;
         quantize_activations(x, n_tokens, w.cols, xq);
         pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
             linear_rows(backend, w, begin, end, xq.rows(), n_tokens, y, w.rows);
