@@ -23,15 +23,22 @@
 // of Q8_0/Q4_0, a quarter of a Q4_K/Q5_K/Q6_K super-block). A chunk's quants
 // become 64 unsigned bytes q in weight order, its activations are 64 signed
 // bytes a, and
-//     lanes = dot4(q, a)         lane i = sum of q[j] a[j], j = 4i .. 4i+3 (exact)
+//     lanes = base + dot4(q, a)  lane i = sum of q[j] a[j], j = 4i .. 4i+3 (exact)
 //     acc  += f32(lanes) * s     s lane i = weight scale * activation scale of those 4 weights
-// Offsets (Q4_0's 8 d, the k-quants' mins, Q6_K's 32 d sc) are products of
-// the offset and the activations' precomputed d * sum(q), into a second
-// accumulator. Each row's result is reduce(acc) - reduce(offsets): the
-// integers are the specification's, the f32 sums are in lane order
-// (tests/test_int8.cpp derives the tolerance against the scalar reference).
-// Q8_0 weights are signed: |q| goes in as the unsigned operand and the sign
-// moves onto the activation (vpmaddubsw and vpdpbusd take u8 x s8).
+// A whole-quant offset (Q4_0's q - 8, Q6_K's q - 32, and, with VNNI, Q8_0's
+// signed quants taken as q + 128) stays in the integers: base = -offset * (sums of four a),
+// once per token and chunk, so the lanes are exactly sum((q - offset) a). The
+// k-quants' mins are f32 (dmin m[j], not a whole number of quants): they are
+// multiplied by the activations' precomputed d * sum(q) once a block, into the
+// same accumulator. Each row's result is reduce(acc); the f32 sums are in lane
+// order (tests/test_int8.cpp derives the tolerance against the scalar
+// reference, which sums the same integers in another order).
+//
+// Cost per (row, token, chunk), the inner loop of prefill: one dot4, one
+// int-to-f32 conversion, one multiply (or lane permute) for s, one
+// multiply-add. The quants of a chunk are decoded once for all the tokens of
+// a tile, and a token's activations (and base) once for all its rows
+// (measured in docs/kernels.md, "int8 prefill tiles").
 //
 // Determinism rule (kernels/backend.hpp): matvec and matmul both run rows()
 // below, which gives every (row, token) the same operations whatever the tile
@@ -97,113 +104,170 @@ HWY_INLINE __m512 spread(__m512 v, int c0) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_srli_epi32(lane, kShift)), v);
 }
-// The chunk's contribution: acc += f32(dot4(q, a)) * s.
-HWY_INLINE void chunk(__m512i q, const std::int8_t* a, __m512 s, __m512& acc) {
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(q, _mm512_loadu_si512(a))), s, acc);
+// lanes = base + dot4(q, a): the products start from int32 lanes `base` (an
+// integer offset, below), one instruction with VNNI.
+HWY_INLINE __m512i dot4_from(__m512i base, __m512i q, __m512i a) {
+#if MOELAB_HIGHWAY_VNNI
+    return _mm512_dpbusd_epi32(base, q, a);
+#else
+    return _mm512_add_epi32(base, dot4(q, a));
+#endif
+}
+// Lane i = -k * (a[4i] + .. + a[4i + 3]): a weight offset of k quants, as the
+// integers dot4_from starts from. The activations are within [-127, 127].
+template <std::uint8_t k>
+HWY_INLINE __m512i minus_k_sums(__m512i a) {
+    return dot4(_mm512_set1_epi8(static_cast<char>(k)), _mm512_sub_epi8(_mm512_setzero_si512(), a));
+}
+// The scale of a 64-weight chunk's activations: lanes 0..7 = d[0], 8..15 = d[1].
+HWY_INLINE __m512 activation_scales(const float* d) { return halves(d[0], d[1]); }
+// acc += f32(lanes) * (weight scale x activation scale), lane by lane.
+HWY_INLINE void accumulate(__m512i lanes, __m512 weight_scale, __m512 activation_scale, __m512& acc) {
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), _mm512_mul_ps(weight_scale, activation_scale), acc);
 }
 
 // ---------------------------------------------------------------------------
-// One block (for 32-weight types: two blocks, one chunk) of one row against
-// kT tokens: x[t] points at token t's activations for the block, and
-// acc[t] / off[t] are that (row, token)'s accumulators. The weights are
-// decoded once for all kT tokens (matmul); each (row, token) gets exactly the
-// operations it gets with kT = 1 (matvec), so the two agree bit for bit.
+// One chunk position of kRows rows against kT tokens. The loops run chunk by
+// chunk: each row's quants and scales are decoded once for the kT tokens, and
+// each token's activations (and their integer offset) are loaded once for the
+// kRows rows; then every (row, token) costs one dot4_from, one conversion and
+// two multiply-adds. acc[r][t] is that pair's accumulator. Every (row, token)
+// gets the same operations whatever kRows and kT are (matvec: kT = 1; matmul:
+// tiles), so matvec and matmul agree bit for bit. x[t] points at token t's
+// activations for the first weight of the block (pair).
 // ---------------------------------------------------------------------------
 
-// Q8_0, two blocks: w = d qs. |qs| as the unsigned operand, sign(qs) onto a.
-template <std::size_t kT>
-HWY_INLINE void two_blocks(const block_q8_0& b0, const block_q8_0& b1, const Q8Row (&x)[kT], __m512 (&acc)[kT],
-                           __m512 (&)[kT]) {
-    const __m512i q = join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0.qs)),
-                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1.qs)));
-    const __m512i magnitude = _mm512_abs_epi8(q);
-    const __mmask64 negative = _mm512_movepi8_mask(q);
-    const float d0 = f16_scale(b0.d), d1 = f16_scale(b1.d);
+// Q8_0, two blocks a chunk: w = d qs. With VNNI, the signed quants go in as
+// qs + 128 (unsigned, flipping the top bit) and the products start from
+// -128 * sum(a), so the integers are exactly sum(qs a). Without VNNI,
+// vpmaddubsw would saturate on (qs + 128) a pairs: |qs| goes in as the
+// unsigned operand and sign(qs) moves onto a.
+template <std::size_t kRows, std::size_t kT>
+HWY_INLINE void two_blocks(const block_q8_0* const (&b0)[kRows], const block_q8_0* const (&b1)[kRows],
+                           const Q8Row (&x)[kT], __m512 (&acc)[kRows][kT]) {
+    __m512i q[kRows];
+    __m512 d[kRows];
+    [[maybe_unused]] __mmask64 negative[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) {
+        q[r] = join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0[r]->qs)),
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1[r]->qs)));
+        d[r] = halves(f16_scale(b0[r]->d), f16_scale(b1[r]->d));
+#if MOELAB_HIGHWAY_VNNI
+        q[r] = _mm512_xor_si512(q[r], _mm512_set1_epi8(static_cast<char>(0x80)));
+#else
+        negative[r] = _mm512_movepi8_mask(q[r]);
+        q[r] = _mm512_abs_epi8(q[r]);
+#endif
+    }
     for (std::size_t t = 0; t < kT; ++t) {
         const __m512i a = _mm512_loadu_si512(x[t].q);
-        const __m512i signed_a = _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
-        const __m512 s = halves(d0 * x[t].d[0], d1 * x[t].d[1]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(magnitude, signed_a)), s, acc[t]);
+        const __m512 s = activation_scales(x[t].d);
+#if MOELAB_HIGHWAY_VNNI
+        const __m512i base = minus_k_sums<128>(a);
+        for (std::size_t r = 0; r < kRows; ++r) accumulate(dot4_from(base, q[r], a), d[r], s, acc[r][t]);
+#else
+        for (std::size_t r = 0; r < kRows; ++r)
+            accumulate(dot4(q[r], _mm512_mask_sub_epi8(a, negative[r], _mm512_setzero_si512(), a)), d[r], s, acc[r][t]);
+#endif
     }
 }
 
-// Q4_0, two blocks: w = d q - 8 d; weights 0..15 in the low nibbles, 16..31 in the high.
+// Q4_0, two blocks: w = d (q - 8); weights 0..15 in the low nibbles, 16..31 in
+// the high. The products start from -8 * sum(a): exactly sum((q - 8) a).
 HWY_INLINE __m256i q4_0_quants(const block_q4_0& b) {
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
     const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1);
     return nibbles_low(both);
 }
-template <std::size_t kT>
-HWY_INLINE void two_blocks(const block_q4_0& b0, const block_q4_0& b1, const Q8Row (&x)[kT], __m512 (&acc)[kT],
-                           __m512 (&off)[kT]) {
-    const float d0 = f16_scale(b0.d), d1 = f16_scale(b1.d);
-    const __m512i q = join(q4_0_quants(b0), q4_0_quants(b1));
-    const __m512 offsets = _mm512_setr_ps(8.0f * d0, 8.0f * d1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+template <std::size_t kRows, std::size_t kT>
+HWY_INLINE void two_blocks(const block_q4_0* const (&b0)[kRows], const block_q4_0* const (&b1)[kRows],
+                           const Q8Row (&x)[kT], __m512 (&acc)[kRows][kT]) {
+    __m512i q[kRows];
+    __m512 d[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) {
+        q[r] = join(q4_0_quants(*b0[r]), q4_0_quants(*b1[r]));
+        d[r] = halves(f16_scale(b0[r]->d), f16_scale(b1[r]->d));
+    }
     for (std::size_t t = 0; t < kT; ++t) {
-        chunk(q, x[t].q, halves(d0 * x[t].d[0], d1 * x[t].d[1]), acc[t]);
-        const __m512 sums = _mm512_setr_ps(x[t].dsum32[0], x[t].dsum32[1], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-        off[t] = _mm512_fmadd_ps(offsets, sums, off[t]);
+        const __m512i a = _mm512_loadu_si512(x[t].q);
+        const __m512i base = minus_k_sums<8>(a);
+        const __m512 s = activation_scales(x[t].d);
+        for (std::size_t r = 0; r < kRows; ++r) accumulate(dot4_from(base, q[r], a), d[r], s, acc[r][t]);
     }
 }
 
 // Q4_K / Q5_K: w = d sc[j] q - dmin m[j]; chunk c = sub-blocks 2c (low
-// nibbles of qs[32c ..]) and 2c + 1 (high nibbles); Q5_K's bit 4 is bit j of qh[l].
-template <std::size_t kT, class Block>
-HWY_INLINE void k_block(const Block& b, const Q8Row (&x)[kT], __m512 (&acc)[kT], __m512 (&off)[kT]) {
-    HWY_ALIGN std::uint8_t k[16];  // sc[0..7], m[0..7]
-    quant::unpack_k_scales_simd(b.scales, k);
-    const __m128i k16 = _mm_load_si128(reinterpret_cast<const __m128i*>(k));
-    const __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(k16)), _mm256_set1_ps(f16_scale(b.d)));
-    const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8)));
-    const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(f16_scale(b.dmin))));
-    __m512 scale[kT];  // d sc[j] x.d[j] in lanes 0..7
-    for (std::size_t t = 0; t < kT; ++t) {
-        scale[t] = _mm512_zextps256_ps512(_mm256_mul_ps(sc, _mm256_loadu_ps(x[t].d)));
-        off[t] = _mm512_fmadd_ps(mins, _mm512_zextps256_ps512(_mm256_loadu_ps(x[t].dsum32)), off[t]);
-    }
-    [[maybe_unused]] __m256i qh;
-    if constexpr (requires { b.qh; }) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
-    for (int c = 0; c < 4; ++c) {
-        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
-        __m256i low = nibbles_low(raw), high = nibbles_high(raw);
-        if constexpr (requires { b.qh; }) {  // bits 2c and 2c + 1 of qh, moved to bit 4
-            const __m256i one = _mm256_set1_epi8(1);
-            low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
-            high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
-            qh = _mm256_srli_epi16(qh, 2);
+// nibbles of qs[32c ..]) and 2c + 1 (high nibbles); Q5_K's bit 4 is bit j of
+// qh[l]. The offsets (dmin m[j] times the activations' d sum(q), lanes 0..7)
+// go into the same accumulator once a block.
+template <std::size_t kRows, std::size_t kT, class Block>
+HWY_INLINE void k_block(const Block* const (&b)[kRows], const Q8Row (&x)[kT], __m512 (&acc)[kRows][kT]) {
+    __m512 scale[kRows][kT];  // d sc[j] x.d[j], lanes 0..7
+    [[maybe_unused]] __m256i qh[kRows];
+    for (std::size_t r = 0; r < kRows; ++r) {
+        HWY_ALIGN std::uint8_t k[16];  // sc[0..7], m[0..7]
+        quant::unpack_k_scales_simd(b[r]->scales, k);
+        const __m128i k16 = _mm_load_si128(reinterpret_cast<const __m128i*>(k));
+        const __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(k16)), _mm256_set1_ps(f16_scale(b[r]->d)));
+        const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8)));
+        const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(f16_scale(b[r]->dmin))));
+        for (std::size_t t = 0; t < kT; ++t) {
+            scale[r][t] = _mm512_zextps256_ps512(_mm256_mul_ps(sc, _mm256_loadu_ps(x[t].d)));
+            acc[r][t] = _mm512_fnmadd_ps(mins, _mm512_zextps256_ps512(_mm256_loadu_ps(x[t].dsum32)), acc[r][t]);
         }
-        const __m512i q = join(low, high);
-        for (std::size_t t = 0; t < kT; ++t)
-            chunk(q, x[t].q + 64 * c, spread<3>(scale[t], 2 * c), acc[t]);  // 8 lanes a sub-block
+        if constexpr (requires { b[r]->qh; }) qh[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[r]->qh));
+    }
+    for (int c = 0; c < 4; ++c) {
+        __m512i q[kRows];
+        for (std::size_t r = 0; r < kRows; ++r) {
+            const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[r]->qs + 32 * c));
+            __m256i low = nibbles_low(raw), high = nibbles_high(raw);
+            if constexpr (requires { b[r]->qh; }) {  // bits 2c and 2c + 1 of qh, moved to bit 4
+                const __m256i one = _mm256_set1_epi8(1);
+                low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(qh[r], one), 4));
+                high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh[r], 1), one), 4));
+                qh[r] = _mm256_srli_epi16(qh[r], 2);
+            }
+            q[r] = join(low, high);
+        }
+        for (std::size_t t = 0; t < kT; ++t) {
+            const __m512i a = _mm512_loadu_si512(x[t].q + 64 * c);
+            for (std::size_t r = 0; r < kRows; ++r)  // 8 lanes a sub-block
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(q[r], a)), spread<3>(scale[r][t], 2 * c), acc[r][t]);
+        }
     }
 }
 
-// Q6_K: w = d sc[g] q - 32 d sc[g], groups of 16. Chunk c = half h = c / 2,
-// groups g = 2 (c % 2) and g + 1 of it: low 4 bits from the low (c even) or
-// high (c odd) nibbles of ql[64h .. 64h + 63], high 2 bits from qh[32h + l].
-template <std::size_t kT>
-HWY_INLINE void q6_k_block(const block_q6_k& b, const Q8Row (&x)[kT], __m512 (&acc)[kT], __m512 (&off)[kT]) {
-    const __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)))),
-                                    _mm512_set1_ps(f16_scale(b.d)));
-    const __m512 offsets = _mm512_mul_ps(sc, _mm512_set1_ps(32.0f));
-    __m512 scale[kT];
-    for (std::size_t t = 0; t < kT; ++t) {
-        // Group g's activations are half g % 2 of activation block g / 2.
-        scale[t] = _mm512_mul_ps(sc, spread<1>(_mm512_zextps256_ps512(_mm256_loadu_ps(x[t].d)), 0));
-        off[t] = _mm512_fmadd_ps(offsets, _mm512_loadu_ps(x[t].dsum16), off[t]);
-    }
+// Q6_K: w = d sc[g] (q - 32), groups of 16. Chunk c = half h = c / 2, groups
+// 4c .. 4c + 3: low 4 bits from the low (c even) or high (c odd) nibbles of
+// ql[64h .. 64h + 63], high 2 bits from qh[32h + l]. The products start from
+// -32 * sum(a): exactly sum((q - 32) a).
+template <std::size_t kRows, std::size_t kT>
+HWY_INLINE void q6_k_block(const block_q6_k* const (&b)[kRows], const Q8Row (&x)[kT], __m512 (&acc)[kRows][kT]) {
+    __m512 sc[kRows];  // d sc[g], lane g
+    for (std::size_t r = 0; r < kRows; ++r)
+        sc[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[r]->scales)))),
+                              _mm512_set1_ps(f16_scale(b[r]->d)));
     const __m512i mask4 = _mm512_set1_epi8(0x0F);
     const __m256i mask2 = _mm256_set1_epi8(0x03);
-    for (int h = 0; h < 2; ++h) {
-        const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
-        for (int part = 0; part < 2; ++part) {
+    for (int c = 0; c < 4; ++c) {
+        const int h = c / 2, part = c % 2;
+        __m512i q[kRows];
+        __m512 scale[kRows];
+        for (std::size_t r = 0; r < kRows; ++r) {
+            const __m512i ql = _mm512_loadu_si512(b[r]->ql + 64 * h);
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[r]->qh + 32 * h));
             const __m512i low = _mm512_and_si512(part == 0 ? ql : _mm512_srli_epi16(ql, 4), mask4);
             const __m256i qh_part = part == 0 ? qh : _mm256_srli_epi16(qh, 4);
             const __m512i high = join(_mm256_and_si256(qh_part, mask2), _mm256_and_si256(_mm256_srli_epi16(qh_part, 2), mask2));
-            const __m512i q = _mm512_or_si512(low, _mm512_slli_epi16(high, 4));
-            const int c = 2 * h + part;  // lane i of the chunk belongs to group 4c + i / 4
-            for (std::size_t t = 0; t < kT; ++t) chunk(q, x[t].q + 64 * c, spread<2>(scale[t], 4 * c), acc[t]);
+            q[r] = _mm512_or_si512(low, _mm512_slli_epi16(high, 4));
+            scale[r] = spread<2>(sc[r], 4 * c);  // lane i of the chunk belongs to group 4c + i / 4
+        }
+        for (std::size_t t = 0; t < kT; ++t) {
+            const __m512i a = _mm512_loadu_si512(x[t].q + 64 * c);
+            const __m512i base = minus_k_sums<32>(a);
+            const __m512 s = activation_scales(x[t].d + 2 * c);
+            for (std::size_t r = 0; r < kRows; ++r) accumulate(dot4_from(base, q[r], a), scale[r], s, acc[r][t]);
         }
     }
 }
@@ -254,20 +318,23 @@ HWY_INLINE void prefetch_step(const Block* w, std::size_t row_stride, std::size_
 template <std::size_t kRows, std::size_t kT, class Block>
 HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::size_t row_blocks, const Q8Row (&x)[kT],
                      float* HWY_RESTRICT y, std::size_t y_stride, Prefetch prefetch = {}) {
-    __m512 acc[kRows][kT], off[kRows][kT];
+    __m512 acc[kRows][kT];
     for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t t = 0; t < kT; ++t) acc[r][t] = off[r][t] = _mm512_setzero_ps();
+        for (std::size_t t = 0; t < kT; ++t) acc[r][t] = _mm512_setzero_ps();
     constexpr std::size_t K = Block::kWeights;
+    auto at_block = [&](std::size_t b, Q8Row (&xb)[kT]) {  // x[t] advanced to block b
+        for (std::size_t t = 0; t < kT; ++t)
+            xb[t] = {x[t].q + K * b, x[t].d + K / 32 * b, x[t].dsum16 + K / 16 * b, x[t].dsum32 + K / 32 * b};
+    };
     if constexpr (K == 32) {  // Q8_0, Q4_0: two blocks a chunk
         std::size_t b = 0;
         for (; b + 2 <= row_blocks; b += 2) {
             Q8Row xb[kT];
-            for (std::size_t t = 0; t < kT; ++t) xb[t] = {x[t].q + 32 * b, x[t].d + b, nullptr, x[t].dsum32 + b};
+            at_block(b, xb);
             prefetch_step<kRows>(w, row_stride, b, 2, prefetch);
-            quant::unrolled<kRows>([&](auto r) {  // a constant r keeps acc[r] in registers
-                const Block* row = w + r * row_stride;
-                two_blocks(row[b], row[b + 1], xb, acc[r], off[r]);
-            });
+            const Block *b0[kRows], *b1[kRows];
+            for (std::size_t r = 0; r < kRows; ++r) b0[r] = w + r * row_stride + b, b1[r] = b0[r] + 1;
+            two_blocks<kRows, kT>(b0, b1, xb, acc);
         }
         if (b < row_blocks) {  // an odd last block pairs with a zero block and zero activations
             const Block zero{};
@@ -277,28 +344,27 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
                 const float d[2] = {x[t].d[b], 0.0f}, sum[2] = {x[t].dsum32[b], 0.0f};
                 const Q8Row padded[1] = {{q, d, nullptr, sum}};
                 for (std::size_t r = 0; r < kRows; ++r) {
-                    __m512 a[1] = {acc[r][t]}, o[1] = {off[r][t]};
-                    two_blocks(w[r * row_stride + b], zero, padded, a, o);
-                    acc[r][t] = a[0], off[r][t] = o[0];
+                    const Block* b0[1] = {w + r * row_stride + b};
+                    const Block* b1[1] = {&zero};
+                    __m512 a[1][1] = {{acc[r][t]}};
+                    two_blocks<1, 1>(b0, b1, padded, a);
+                    acc[r][t] = a[0][0];
                 }
             }
         }
     } else {
         for (std::size_t b = 0; b < row_blocks; ++b) {
             Q8Row xb[kT];
-            for (std::size_t t = 0; t < kT; ++t)
-                xb[t] = {x[t].q + K * b, x[t].d + K / 32 * b, x[t].dsum16 + K / 16 * b, x[t].dsum32 + K / 32 * b};
+            at_block(b, xb);
             prefetch_step<kRows>(w, row_stride, b, 1, prefetch);
-            quant::unrolled<kRows>([&](auto r) {
-                const Block& block = w[r * row_stride + b];
-                if constexpr (std::is_same_v<Block, block_q6_k>) q6_k_block(block, xb, acc[r], off[r]);
-                else k_block(block, xb, acc[r], off[r]);
-            });
+            const Block* block[kRows];
+            for (std::size_t r = 0; r < kRows; ++r) block[r] = w + r * row_stride + b;
+            if constexpr (std::is_same_v<Block, block_q6_k>) q6_k_block<kRows, kT>(block, xb, acc);
+            else k_block<kRows, kT>(block, xb, acc);
         }
     }
     for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t t = 0; t < kT; ++t)
-            y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]) - _mm512_reduce_add_ps(off[r][t]);
+        for (std::size_t t = 0; t < kT; ++t) y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
 template <class Block>
@@ -313,9 +379,10 @@ inline void matvec(const Block* w, std::size_t n_rows, std::size_t cols, Q8Row x
 }
 
 // Prefill: tiles of kTileRows rows x kTileTokens tokens, so that each block is
-// decoded once per kTileTokens tokens (16 accumulators of 32 registers).
-// Measured against decoding per token (kTileTokens = 1): docs/kernels.md.
-inline constexpr std::size_t kTileRows = 2, kTileTokens = 4;
+// decoded once per kTileTokens tokens and each activation chunk loaded once
+// per kTileRows rows (16 accumulators of 32 registers). 4 x 4 measured best of
+// 2x4, 3x4, 4x3, 2x6 and 4x4 (docs/kernels.md).
+inline constexpr std::size_t kTileRows = 4, kTileTokens = 4;
 
 template <class Block>
 inline void matmul(const Block* w, std::size_t n_rows, std::size_t cols, Q8Rows x, std::size_t n_tokens, float* y,
