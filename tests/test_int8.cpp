@@ -29,6 +29,7 @@
 // terms and the magnitudes product by product (Exact::bound_any below).
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -191,6 +192,24 @@ TEST_CASE("quantize_activations: half a step, the maximum on 127, the stated sum
     REQUIRE(std::isnan(a.dsum32[0]));
     REQUIRE(std::isnan(a.d[300 / 32]));
     REQUIRE(!std::isnan(a.d[1]));
+}
+
+TEST_CASE("quantize_activations: q_kquant is q with each 128 per token in quarters 0, 2, 1, 3", "[int8]") {
+    std::mt19937 rng(6);
+    // 2 tokens of 352 = 2 x 128 + 96: whole groups are reordered, the 96-value tail is copied as it is.
+    const std::size_t cols = 352;
+    const std::vector<float> x = random_activations(2 * cols, rng);
+    Q8Activations a;
+    quantize_activations(x.data(), 2, cols, a);
+    for (std::size_t t = 0; t < 2; ++t)
+        for (std::size_t i = 0; i < cols; ++i) {
+            const std::size_t group = i / 128, quarter = i % 128 / 32, in_quarter = i % 32;
+            const std::size_t source_quarter = group < cols / 128 ? std::array{0, 2, 1, 3}[quarter] : quarter;
+            const std::size_t from = t * cols + 128 * group + 32 * source_quarter + in_quarter;
+            INFO("token " << t << ", value " << i);
+            REQUIRE(a.q_kquant[t * cols + i] == a.q[from]);
+            REQUIRE(a.rows()[t].q_kquant[i] == a.q[from]);
+        }
 }
 
 // ---------------------------------------------------------------------------

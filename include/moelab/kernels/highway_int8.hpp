@@ -104,6 +104,12 @@ HWY_INLINE __m512 spread(__m512 v, int c0) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_srli_epi32(lane, kShift)), v);
 }
+// Lanes 0..7 = v[c0], lanes 8..15 = v[c0 + 2]: the k-quants' chunk of sub-blocks c0 and c0 + 2.
+template <int kUnused>
+HWY_INLINE __m512 spread2(__m512 v, int c0) {
+    const __m512i lane = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(c0), lane), v);
+}
 // lanes = base + dot4(q, a): the products start from int32 lanes `base` (an
 // integer offset, below), one instruction with VNNI.
 HWY_INLINE __m512i dot4_from(__m512i base, __m512i q, __m512i a) {
@@ -196,14 +202,17 @@ HWY_INLINE void two_blocks(const block_q4_0* const (&b0)[kRows], const block_q4_
     }
 }
 
-// Q4_K / Q5_K: w = d sc[j] q - dmin m[j]; chunk c = sub-blocks 2c (low
-// nibbles of qs[32c ..]) and 2c + 1 (high nibbles); Q5_K's bit 4 is bit j of
-// qh[l]. The offsets (dmin m[j] times the activations' d sum(q), lanes 0..7)
-// go into the same accumulator once a block.
+// Q4_K / Q5_K: w = d sc[j] q - dmin m[j]. Sub-blocks 2i and 2i + 1 are the
+// low and high nibbles of qs[32i .. 32i + 31], so one 64-byte load of
+// qs[64p ..] holds sub-blocks 4p .. 4p + 3: its low nibbles are the chunk
+// (4p, 4p + 2) and its high nibbles the chunk (4p + 1, 4p + 3); the
+// activations in that order are Q8Row::q_kquant. Q5_K's bit 4 of weight l of sub-block j is bit j of qh[l]. The
+// offsets (dmin m[j] times the activations' d sum(q), lanes 0..7) go into the
+// same accumulator once a block.
 template <std::size_t kRows, std::size_t kT, class Block>
 HWY_INLINE void k_block(const Block* const (&b)[kRows], const Q8Row (&x)[kT], __m512 (&acc)[kRows][kT]) {
     __m512 scale[kRows][kT];  // d sc[j] x.d[j], lanes 0..7
-    [[maybe_unused]] __m256i qh[kRows];
+    [[maybe_unused]] __m512i qh[kRows];  // qh in the low 32 bytes, qh >> 2 in the high
     for (std::size_t r = 0; r < kRows; ++r) {
         HWY_ALIGN std::uint8_t k[16];  // sc[0..7], m[0..7]
         quant::unpack_k_scales_simd(b[r]->scales, k);
@@ -215,25 +224,32 @@ HWY_INLINE void k_block(const Block* const (&b)[kRows], const Q8Row (&x)[kT], __
             scale[r][t] = _mm512_zextps256_ps512(_mm256_mul_ps(sc, _mm256_loadu_ps(x[t].d)));
             acc[r][t] = _mm512_fnmadd_ps(mins, _mm512_zextps256_ps512(_mm256_loadu_ps(x[t].dsum32)), acc[r][t]);
         }
-        if constexpr (requires { b[r]->qh; }) qh[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[r]->qh));
+        if constexpr (requires { b[r]->qh; }) {
+            const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[r]->qh));
+            qh[r] = join(bits, _mm256_srli_epi16(bits, 2));
+        }
     }
-    for (int c = 0; c < 4; ++c) {
-        __m512i q[kRows];
+    const __m512i mask4 = _mm512_set1_epi8(0x0F);
+    for (int p = 0; p < 2; ++p) {
+        __m512i low[kRows], high[kRows];
         for (std::size_t r = 0; r < kRows; ++r) {
-            const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[r]->qs + 32 * c));
-            __m256i low = nibbles_low(raw), high = nibbles_high(raw);
-            if constexpr (requires { b[r]->qh; }) {  // bits 2c and 2c + 1 of qh, moved to bit 4
-                const __m256i one = _mm256_set1_epi8(1);
-                low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(qh[r], one), 4));
-                high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh[r], 1), one), 4));
-                qh[r] = _mm256_srli_epi16(qh[r], 2);
+            const __m512i raw = _mm512_loadu_si512(b[r]->qs + 64 * p);
+            low[r] = _mm512_and_si512(raw, mask4);
+            high[r] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask4);
+            if constexpr (requires { b[r]->qh; }) {  // bits 4p, 4p + 2 (low) and 4p + 1, 4p + 3 (high), to bit 4
+                const __m512i one = _mm512_set1_epi8(1);
+                low[r] = _mm512_or_si512(low[r], _mm512_slli_epi16(_mm512_and_si512(qh[r], one), 4));
+                high[r] = _mm512_or_si512(high[r], _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh[r], 1), one), 4));
+                qh[r] = _mm512_srli_epi16(qh[r], 4);
             }
-            q[r] = join(low, high);
         }
         for (std::size_t t = 0; t < kT; ++t) {
-            const __m512i a = _mm512_loadu_si512(x[t].q + 64 * c);
-            for (std::size_t r = 0; r < kRows; ++r)  // 8 lanes a sub-block
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(q[r], a)), spread<3>(scale[r][t], 2 * c), acc[r][t]);
+            const __m512i a_low = _mm512_loadu_si512(x[t].q_kquant + 128 * p);  // sub-blocks 4p, 4p + 2
+            const __m512i a_high = _mm512_loadu_si512(x[t].q_kquant + 128 * p + 64);  // 4p + 1, 4p + 3
+            for (std::size_t r = 0; r < kRows; ++r) {  // lanes 0..7: sub-block 4p (+1), 8..15: 4p + 2 (+1)
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(low[r], a_low)), spread2<0>(scale[r][t], 4 * p), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(high[r], a_high)), spread2<0>(scale[r][t], 4 * p + 1), acc[r][t]);
+            }
         }
     }
 }
@@ -324,7 +340,8 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
     constexpr std::size_t K = Block::kWeights;
     auto at_block = [&](std::size_t b, Q8Row (&xb)[kT]) {  // x[t] advanced to block b
         for (std::size_t t = 0; t < kT; ++t)
-            xb[t] = {x[t].q + K * b, x[t].d + K / 32 * b, x[t].dsum16 + K / 16 * b, x[t].dsum32 + K / 32 * b};
+            xb[t] = {x[t].q + K * b, x[t].d + K / 32 * b, x[t].dsum16 + K / 16 * b, x[t].dsum32 + K / 32 * b,
+                     x[t].q_kquant + K * b};
     };
     if constexpr (K == 32) {  // Q8_0, Q4_0: two blocks a chunk
         std::size_t b = 0;

@@ -80,6 +80,7 @@ struct Q8Row {
     const float* d = nullptr;        // (cols / 32)
     const float* dsum16 = nullptr;   // (cols / 16)
     const float* dsum32 = nullptr;   // (cols / 32)
+    const std::int8_t* q_kquant = nullptr;  // (cols) q in K-quant nibble order (below); SIMD kernels only
 };
 
 // Consecutive tokens' rows: token t of the view is row first + t of the owner.
@@ -88,21 +89,28 @@ struct Q8Rows {
     const float* d = nullptr;
     const float* dsum16 = nullptr;
     const float* dsum32 = nullptr;
+    const std::int8_t* q_kquant = nullptr;
     std::size_t cols = 0;
     Q8Row operator[](std::size_t t) const {
-        return {q + t * cols, d + t * (cols / 32), dsum16 + t * (cols / 16), dsum32 + t * (cols / 32)};
+        return {q + t * cols, d + t * (cols / 32), dsum16 + t * (cols / 16), dsum32 + t * (cols / 32), q_kquant + t * cols};
     }
     Q8Rows from(std::size_t first) const {
         const Q8Row r = (*this)[first];
-        return {r.q, r.d, r.dsum16, r.dsum32, cols};
+        return {r.q, r.d, r.dsum16, r.dsum32, r.q_kquant, cols};
     }
 };
 
+// q_kquant holds the bytes of q again, each 128 (per token) in the order of
+// their 32-byte quarters 0, 2, 1, 3: the order in which a Q4_K/Q5_K block's
+// 64 bytes of qs hold its sub-blocks (low nibbles: 4p and 4p + 2, high
+// nibbles: 4p + 1 and 4p + 3), so a SIMD kernel loads matching activations
+// with one load instead of gathering two halves per token. The specification
+// reads q only.
 struct Q8Activations {
     std::size_t n_tokens = 0, cols = 0;
-    std::vector<std::int8_t, AlignedAllocator<std::int8_t>> q;  // (n_tokens, cols), 64-byte aligned
-    std::vector<float> d, dsum16, dsum32;                       // (n_tokens, cols / 32 | 16 | 32)
-    Q8Rows rows() const { return {q.data(), d.data(), dsum16.data(), dsum32.data(), cols}; }
+    std::vector<std::int8_t, AlignedAllocator<std::int8_t>> q, q_kquant;  // (n_tokens, cols), 64-byte aligned
+    std::vector<float> d, dsum16, dsum32;                                 // (n_tokens, cols / 32 | 16 | 32)
+    Q8Rows rows() const { return {q.data(), d.data(), dsum16.data(), dsum32.data(), q_kquant.data(), cols}; }
 };
 
 // x: (n_tokens, cols) -> out. cols must be a multiple of 32 (every quantized
@@ -113,7 +121,7 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
     const std::size_t n = n_tokens * cols, blocks = n / B;
     out.n_tokens = n_tokens;
     out.cols = cols;
-    if (out.q.size() < n) out.q.resize(n);
+    if (out.q.size() < n) out.q.resize(n), out.q_kquant.resize(n);
     if (out.d.size() < blocks) out.d.resize(blocks), out.dsum32.resize(blocks), out.dsum16.resize(2 * blocks);
     for (std::size_t b = 0; b < blocks; ++b) {
         const float* xb = x + b * B;
@@ -143,6 +151,14 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
         out.dsum16[2 * b] = d * static_cast<float>(sum_low);
         out.dsum16[2 * b + 1] = d * static_cast<float>(sum_high);
         out.dsum32[b] = d * static_cast<float>(sum_low + sum_high);
+    }
+    for (std::size_t t = 0; t < n_tokens; ++t) {  // quarters 0, 2, 1, 3 of every 128 (a shorter tail as is)
+        const std::int8_t* from = out.q.data() + t * cols;
+        std::int8_t* to = out.q_kquant.data() + t * cols;
+        std::size_t i = 0;
+        for (; i + 128 <= cols; i += 128)
+            for (std::size_t quarter : {0, 2, 1, 3}) to = std::copy_n(from + i + 32 * quarter, 32, to);
+        std::copy(from + i, from + cols, to);
     }
 }
 
