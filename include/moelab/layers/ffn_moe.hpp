@@ -90,16 +90,24 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
         const float* src = x + (s.slot_pair[i] / k) * D;
         for (std::size_t d = 0; d < D; ++d) xin[i * D + d] = src[d];
     }
-    // Tasks: (expert, block of kExpertRows rows) for every expert with tokens.
-    constexpr std::size_t kExpertRows = 4 * ops::kRowGrain;
+    // Tasks: (expert, block of rows) for every expert with tokens. A block is
+    // 64 rows, or more rows of short ones, up to about kTaskBytes of weights:
+    // each task is a fresh stream for the prefetchers and a claim on the
+    // pool's counter, and 64-row blocks of Q4_K's short rows (432 bytes for a
+    // 768-wide down projection) made 256 tasks of 27 KB per decoded layer
+    // (docs/kernels.md).
+    constexpr std::size_t kTaskBytes = 256 * 1024;
     s.task_expert.clear();
     for (std::size_t e = 0; e < E; ++e)
         if (s.slot_begin[e + 1] > s.slot_begin[e]) s.task_expert.push_back(static_cast<std::uint32_t>(e));
-    auto for_expert_rows = [&](std::size_t n_rows, auto&& f) {
-        const std::size_t blocks = (n_rows + kExpertRows - 1) / kExpertRows;
+    auto for_expert_rows = [&](std::size_t n_rows, std::size_t bytes_per_row, auto&& f) {
+        if (n_rows == 0) return;
+        const std::size_t grains = std::max<std::size_t>(4, kTaskBytes / (bytes_per_row * ops::kRowGrain));
+        const std::size_t rows_per_task = std::min(n_rows, grains * ops::kRowGrain);
+        const std::size_t blocks = (n_rows + rows_per_task - 1) / rows_per_task;
         ctx.pool.parallel_for(s.task_expert.size() * blocks, [&](std::size_t task) {
-            const std::size_t e = s.task_expert[task / blocks], r0 = (task % blocks) * kExpertRows;
-            f(e, s.slot_begin[e], s.slot_begin[e + 1] - s.slot_begin[e], r0, std::min(n_rows, r0 + kExpertRows));
+            const std::size_t e = s.task_expert[task / blocks], r0 = (task % blocks) * rows_per_task;
+            f(e, s.slot_begin[e], s.slot_begin[e + 1] - s.slot_begin[e], r0, std::min(n_rows, r0 + rows_per_task));
         });
     };
     // In int8 mode each expert input row is rounded to 8 bits once here, not
@@ -107,7 +115,8 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
     const bool int8_in = !w.experts.empty() && ops::uses_int8(ctx.backend, w.experts[0].gate, ctx.activations);
     const bool int8_hidden = !w.experts.empty() && ops::uses_int8(ctx.backend, w.experts[0].down, ctx.activations);
     if (int8_in) quantize_activations(xin, n_pairs, D, s.expert_in_q8);
-    for_expert_rows(F, [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
+    const std::size_t gate_up_row_bytes = w.experts.empty() ? 1 : w.experts[0].gate.row_bytes() + w.experts[0].up.row_bytes();
+    for_expert_rows(F, gate_up_row_bytes, [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
         if (int8_in) {
             const Q8Rows rows = s.expert_in_q8.rows().from(first);
             ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, rows, count, hidden + first * F, F);
@@ -119,7 +128,7 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
     });
     swiglu(ctx.backend, hidden, up, hidden, n_pairs * F);  // in place: hidden <- silu(gate) * up
     if (int8_hidden) quantize_activations(hidden, n_pairs, F, s.expert_hidden_q8);
-    for_expert_rows(D, [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
+    for_expert_rows(D, w.experts.empty() ? 1 : w.experts[0].down.row_bytes(), [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
         if (int8_hidden)
             ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, s.expert_hidden_q8.rows().from(first), count,
                              yout + first * D, D);
