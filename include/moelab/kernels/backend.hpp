@@ -55,6 +55,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace moelab {
 
@@ -65,6 +67,17 @@ enum class RopeStyle : std::uint8_t {
 };
 
 namespace kernels {
+
+// Calls f(std::integral_constant<size_t, i>) for i = 0 .. kCount-1: a loop the
+// compiler sees unrolled, with i a constant (shift counts, array indices).
+// SIMD backends walk their arrays of vector accumulators with it: indexed by
+// a run-time loop counter, GCC keeps such an array on the stack and stores
+// every accumulator back after each multiply-add (docs/kernels.md).
+template <std::size_t kCount, class F>
+[[gnu::always_inline]] inline void unrolled(F&& f) {
+    [&]<std::size_t... Is>(std::index_sequence<Is...>) { (f(std::integral_constant<std::size_t, Is>{}), ...); }(
+        std::make_index_sequence<kCount>{});
+}
 
 // The tags live in namespace moelab::kernels (through the inline namespace
 // `backend`), so argument-dependent lookup on a tag finds the kernels

@@ -167,10 +167,10 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
                 for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
         VF xv[kTokens];
         for (std::size_t t = 0; t < kTokens; ++t) xv[t] = hn::LoadU(df, x + t * x_stride + i);
-        for (std::size_t r = 0; r < kRows; ++r) {
+        kernels::unrolled<kRows>([&](auto r) {  // constant r: acc[r] stays in registers
             const VF wv = load_weights(df, w + r * w_stride + i);
-            for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
-        }
+            kernels::unrolled<kTokens>([&](auto t) { acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]); });
+        });
     }
     if (i < cols) {  // the last partial vector
         HWY_ALIGN float wpad[hn::MaxLanes(df)] = {};

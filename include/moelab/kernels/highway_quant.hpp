@@ -82,13 +82,7 @@ inline constexpr std::size_t kPrefetchBytes = 512;
 // Lanes per vector, as a compile-time constant (fixed-width targets only).
 inline constexpr std::size_t N = hn::MaxLanes(DF());
 
-// Calls f(std::integral_constant<size_t, i>) for i = 0 .. kCount-1: a loop the
-// compiler sees unrolled, with i a constant (shift counts, array indices).
-template <std::size_t kCount, class F>
-HWY_INLINE void unrolled(F&& f) {
-    [&]<std::size_t... Is>(std::index_sequence<Is...>) { (f(std::integral_constant<std::size_t, Is>{}), ...); }(
-        std::make_index_sequence<kCount>{});
-}
+using kernels::unrolled;  // kernels/backend.hpp: a loop with a constant index
 
 // N bytes at p as N int32 lanes, zero- or sign-extended.
 HWY_INLINE VI load_u8(const std::uint8_t* HWY_RESTRICT p) {
