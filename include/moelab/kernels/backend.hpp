@@ -79,6 +79,16 @@ template <std::size_t kCount, class F>
         std::make_index_sequence<kCount>{});
 }
 
+// Calls f(std::integral_constant<size_t, c>) for the run-time count c in
+// [1, kMax] (nothing for other counts): turns a leftover tile size into a
+// template argument.
+template <std::size_t kMax, class F>
+[[gnu::always_inline]] inline void with_count(std::size_t count, F&& f) {
+    [&]<std::size_t... Is>(std::index_sequence<Is...>) {
+        ((count == Is + 1 ? (f(std::integral_constant<std::size_t, Is + 1>{}), 0) : 0), ...);
+    }(std::make_index_sequence<kMax>{});
+}
+
 // The tags live in namespace moelab::kernels (through the inline namespace
 // `backend`), so argument-dependent lookup on a tag finds the kernels
 // declared next to it: model code calls kernels *unqualified*,

@@ -128,14 +128,7 @@ HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RES
     for (; i < n; ++i) out[i] = to_f32(w[i]);
 }
 
-// Calls f(std::integral_constant<size_t, c>) for the run-time count c in [1, kMax]:
-// turns a leftover tile size into a template argument.
-template <std::size_t kMax, class F>
-HWY_INLINE void with_count(std::size_t count, F&& f) {
-    [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-        ((count == Is + 1 ? (f(std::integral_constant<std::size_t, Is + 1>{}), 0) : 0), ...);
-    }(std::make_index_sequence<kMax>{});
-}
+using kernels::with_count;  // kernels/backend.hpp: a run-time count as a template argument
 
 // ---------------------------------------------------------------------------
 // The one product loop: a tile of dot products

@@ -298,13 +298,7 @@ HWY_INLINE void panel_tile(const float* HWY_RESTRICT w, std::size_t w_stride, co
         for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
 }
 
-// Calls f(std::integral_constant<size_t, c>) for the run-time count c in [1, kMax].
-template <std::size_t kMax, class F>
-HWY_INLINE void with_count(std::size_t count, F&& f) {
-    [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-        ((count == Is + 1 ? (f(std::integral_constant<std::size_t, Is + 1>{}), 0) : 0), ...);
-    }(std::make_index_sequence<kMax>{});
-}
+using kernels::with_count;  // kernels/backend.hpp: a run-time count as a template argument
 
 template <class Block>
 inline void matvec(const Block* HWY_RESTRICT w, std::size_t rows, std::size_t cols, const float* HWY_RESTRICT x,

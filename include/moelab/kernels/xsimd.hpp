@@ -154,13 +154,7 @@ void widen_row(const T* w, std::size_t cols, float* out) {
     for (std::size_t k = 0; k < kVecs; ++k) v[k].store_unaligned(out + i + k * N);
 }
 
-// Calls f(std::integral_constant<size_t, c>) for the run-time count c in [1, kMax].
-template <std::size_t kMax, class F>
-void with_count(std::size_t count, F&& f) {
-    [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-        ((count == Is + 1 ? (f(std::integral_constant<std::size_t, Is + 1>{}), 0) : 0), ...);
-    }(std::make_index_sequence<kMax>{});
-}
+using kernels::with_count;  // kernels/backend.hpp: a run-time count as a template argument
 
 // ---------------------------------------------------------------------------
 // The one product loop: a tile of dot products

@@ -234,12 +234,7 @@ inline void panel_tile(const float* w, std::size_t w_stride, const float* x, std
         for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = ::xsimd::hadd(acc[r][t]);
 }
 
-template <std::size_t kMax, class F>
-void with_count(std::size_t count, F&& f) {
-    [&]<std::size_t... Is>(std::index_sequence<Is...>) {
-        ((count == Is + 1 ? (f(std::integral_constant<std::size_t, Is + 1>{}), 0) : 0), ...);
-    }(std::make_index_sequence<kMax>{});
-}
+using kernels::with_count;  // kernels/backend.hpp: a run-time count as a template argument
 
 template <class Block>
 const std::uint8_t* end_of(const Block* w, std::size_t blocks) {
