@@ -48,7 +48,10 @@
 // and the second sum separately, group by group in weight order, and
 // returns their difference. SIMD backends compute the same integers exactly
 // and accumulate the f32 terms in lanes (a different order: they match
-// within a tolerance derived from the length).
+// within a tolerance derived from the length). Where the offset is a whole
+// number of quants (Q4_0: o = 8 s, Q6_K: o = 32 s) they may also fold it into
+// the integers, isum'[g] = sum (q_w - o/s) q_x, which is exact too and only
+// drops rounding steps (kernels/highway_int8.hpp).
 #pragma once
 
 #include <algorithm>
