@@ -105,7 +105,6 @@ HWY_INLINE __m512 spread(__m512 v, int c0) {
     return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(c0), _mm512_srli_epi32(lane, kShift)), v);
 }
 // Lanes 0..7 = v[c0], lanes 8..15 = v[c0 + 2]: the k-quants' chunk of sub-blocks c0 and c0 + 2.
-template <int kUnused>
 HWY_INLINE __m512 spread2(__m512 v, int c0) {
     const __m512i lane = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(c0), lane), v);
@@ -247,8 +246,8 @@ HWY_INLINE void k_block(const Block* const (&b)[kRows], const Q8Row (&x)[kT], __
             const __m512i a_low = _mm512_loadu_si512(x[t].q_kquant + 128 * p);  // sub-blocks 4p, 4p + 2
             const __m512i a_high = _mm512_loadu_si512(x[t].q_kquant + 128 * p + 64);  // 4p + 1, 4p + 3
             for (std::size_t r = 0; r < kRows; ++r) {  // lanes 0..7: sub-block 4p (+1), 8..15: 4p + 2 (+1)
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(low[r], a_low)), spread2<0>(scale[r][t], 4 * p), acc[r][t]);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(high[r], a_high)), spread2<0>(scale[r][t], 4 * p + 1), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(low[r], a_low)), spread2(scale[r][t], 4 * p), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(high[r], a_high)), spread2(scale[r][t], 4 * p + 1), acc[r][t]);
             }
         }
     }
@@ -358,8 +357,8 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
             for (std::size_t t = 0; t < kT; ++t) {
                 HWY_ALIGN std::int8_t q[64] = {};
                 for (int i = 0; i < 32; ++i) q[i] = x[t].q[32 * b + i];
-                const float d[2] = {x[t].d[b], 0.0f}, sum[2] = {x[t].dsum32[b], 0.0f};
-                const Q8Row padded[1] = {{q, d, nullptr, sum}};
+                const float d[2] = {x[t].d[b], 0.0f};
+                const Q8Row padded[1] = {{q, d}};  // two_blocks reads q and d only
                 for (std::size_t r = 0; r < kRows; ++r) {
                     const Block* b0[1] = {w + r * row_stride + b};
                     const Block* b1[1] = {&zero};
