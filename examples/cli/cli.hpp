@@ -158,26 +158,35 @@ decltype(auto) with_backend(const std::string& name, F&& f) {
     throw UsageError("unknown backend '" + name + "' (this build has: " + known + ")");
 }
 
-// "--activations f32|int8": how activations meet quantized weights
+// "--activations f32|int8|bf16": how activations meet the weights
 // (ops::ActivationPrecision). f32, the default, is exact; int8 rounds them to
-// 8 bits for integer products where the backend has them.
+// 8 bits for integer products with quantized weights, bf16 rounds them to
+// bf16 for bf16 x bf16 products with bf16 weights, where the backend has them.
 inline ops::ActivationPrecision parse_activations(const Args& args) {
     const std::string v = args.get("activations", "f32");
     if (v == "f32") return ops::ActivationPrecision::f32;
     if (v == "int8") return ops::ActivationPrecision::int8;
-    throw UsageError("--activations must be f32 or int8 (got '" + v + "')");
+    if (v == "bf16") return ops::ActivationPrecision::bf16;
+    throw UsageError("--activations must be f32, int8 or bf16 (got '" + v + "')");
 }
 
-// For banners: what the products with quantized weights run on.
+// For banners: what the products run on under `precision`.
 template <class Backend>
 std::string activations_description(Backend backend, ops::ActivationPrecision precision) {
     if (precision == ops::ActivationPrecision::f32) return "f32 activations (exact)";
-    if constexpr (requires { kernels::int8_instruction_set(backend); }) {
-        if (const char* isa = kernels::int8_instruction_set(backend)) return std::string("int8 activations, ") + isa;
-    } else if constexpr (std::is_same_v<Backend, backend::scalar>) {
-        return "int8 activations, scalar reference";
+    const bool int8 = precision == ops::ActivationPrecision::int8;
+    const char* isa = nullptr;
+    if constexpr (std::is_same_v<Backend, backend::scalar>) {
+        isa = "scalar reference";
+    } else if (int8) {
+        if constexpr (requires { kernels::int8_instruction_set(backend); }) isa = kernels::int8_instruction_set(backend);
+    } else {
+        if constexpr (requires { kernels::bf16_instruction_set(backend); }) isa = kernels::bf16_instruction_set(backend);
     }
-    return std::string("f32 activations (") + Backend::name + " has no int8 products in this build)";
+    const std::string applies_to = int8 ? "quantized weights" : "bf16 weights";
+    if (isa) return std::string(int8 ? "int8" : "bf16") + " activations for " + applies_to + ", " + isa;
+    return std::string("f32 activations (") + Backend::name + " has no " + (int8 ? "int8" : "bf16") +
+           " products in this build)";
 }
 
 // Subcommands: each returns the process exit code.

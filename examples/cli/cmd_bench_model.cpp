@@ -9,7 +9,7 @@
 //                   of the last position only, as llama-bench); tokens/s = P / seconds.
 //
 //   moelab bench --model FILE [--prefill 64,512] [--decode 32] [--reps 3]
-//                [--backend B] [--activations f32|int8] [-t N] [--json FILE]
+//                [--backend B] [--activations f32|int8|bf16] [-t N] [--json FILE]
 //
 // Each test runs once untimed (page faults, first touch of the KV cache) and
 // then --reps times; the median is reported, by the wall clock (what
@@ -109,7 +109,7 @@ int cmd_bench_model(int argc, char** argv) {
         std::printf("  backend %s — %s, %zu threads; weights %s, %.2f GB stored, %.3f GB read per decoded token\n",
                     Backend::name, instruction_set(backend), T, std::string(dtype_name(model.weights().token_embd.dtype)).c_str(),
                     static_cast<double>(cost.total_bytes) / 1e9, static_cast<double>(cost.bytes_per_token) / 1e9);
-        std::printf("  products with quantized weights: %s\n", activations_description(backend, activations).c_str());
+        std::printf("  products: %s\n", activations_description(backend, activations).c_str());
         std::printf("  machine (measured now; wall / cpu): read bandwidth %.1f / %.1f GB/s, peak %.0f / %.0f GFLOP/s\n",
                     bw.median, bw.median_cpu, peak.median, peak.median_cpu);
         std::printf("  %-8s %10s %10s %9s %8s %10s %8s\n", "test", "tok/s", "tok/s cpu", "GB/s cpu", "%bw", "GFLOP/s", "%peak");

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moelab logits — the contract other tools rely on:
 //   moelab logits --model PATH --tokens 1,2,3 --out FILE [--gen N --gen-out FILE2]
-//                 [--routing FILE.json] [--backend scalar|highway|xsimd] [--activations f32|int8] [-t N]
+//                 [--routing FILE.json] [--backend scalar|highway|xsimd] [--activations f32|int8|bf16] [-t N]
 // FILE gets float32 little-endian logits [n_tokens][n_vocab], every position
 // (the layout of the fixtures' refs). With --gen N, N tokens are decoded
 // greedily one at a time through the cache: each step's logits go to FILE2,

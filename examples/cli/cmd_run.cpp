@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moelab run --model PATH --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P]
 //            [--min-p P] [--repeat-penalty R] [--seed S] [--chat] [--system TEXT]
-//            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8] [-t N]
+//            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8|bf16] [-t N]
 // Streams the generated text to stdout as it is produced; then prints the
 // prompt and decode speeds, and for MoE models how the experts were used, to
 // stderr. When stderr is a terminal, a status line there shows the prefill's

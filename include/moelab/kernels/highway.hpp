@@ -598,6 +598,7 @@ inline double fma_peak_probe(backend::highway, std::size_t iterations) {
 }  // namespace moelab::kernels
 
 // Products for quantized weight blocks (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), and
-// their opt-in int8-activation versions.
+// the opt-in int8-activation and bf16-activation versions.
 #include "moelab/kernels/highway_quant.hpp"
 #include "moelab/kernels/highway_int8.hpp"
+#include "moelab/kernels/highway_bf16.hpp"

@@ -19,19 +19,20 @@ template <class Backend>
 struct Context {
     Backend backend;   // empty tag; selects the kernel overloads
     ThreadPool& pool;  // rows of every matrix product are split over it
-    // f32: exact (the default); int8: quantized weights meet 8-bit activations (ops/linear.hpp)
+    // f32: exact (the default); int8 / bf16: quantized / bf16 weights meet
+    // activations rounded to 8 bits / bf16 (ops/linear.hpp)
     ops::ActivationPrecision activations = ops::ActivationPrecision::f32;
-    // Where linear() rounds its input in the int8 mode; nullptr: a fresh buffer
+    // Where linear() rounds its input in those modes; nullptr: fresh buffers
     // per product. Whoever builds the Context owns it (Transformer keeps one), and
     // products through one Context run one after another, so one buffer serves all.
-    Q8Activations* int8_scratch = nullptr;
+    ops::RoundedActivations* rounded_scratch = nullptr;
 };
 
 // y = x W^T with the context's backend, threads and activation precision
 // (ops::linear; x: (n_tokens, W.cols), y: (n_tokens, W.rows)).
 template <class Backend>
 void linear(const Context<Backend>& ctx, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y) {
-    ops::linear(ctx.backend, ctx.pool, w, x, n_tokens, y, ctx.activations, ctx.int8_scratch);
+    ops::linear(ctx.backend, ctx.pool, w, x, n_tokens, y, ctx.activations, ctx.rounded_scratch);
 }
 
 // Grows a scratch buffer to at least n floats and returns its data. Buffers

@@ -42,7 +42,7 @@ struct MoEScratch {
     std::vector<std::uint32_t> task_expert; // the experts that received tokens, ascending
     FloatBuffer expert_in, expert_out;      // (n_tokens * n_expert_used, n_embd), in slot order
     FloatBuffer expert_gate, expert_up;     // (n_tokens * n_expert_used, n_ff_exp), in slot order
-    Q8Activations expert_in_q8, expert_hidden_q8;  // the same rows rounded to 8 bits (int8 mode only)
+    ops::RoundedActivations expert_in_rounded, expert_hidden_rounded;  // the same rows rounded (int8, bf16 modes)
     FloatBuffer shared_out;                 // (n_tokens, n_embd)
     FloatBuffer shared_gate_logits;         // (n_tokens)
     DenseFFNScratch dense;
@@ -110,30 +110,25 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
             f(e, s.slot_begin[e], s.slot_begin[e + 1] - s.slot_begin[e], r0, std::min(n_rows, r0 + rows_per_task));
         });
     };
-    // In int8 mode each expert input row is rounded to 8 bits once here, not
-    // once per task (every expert's gate and up tasks read the same rows).
-    const bool int8_in = !w.experts.empty() && ops::uses_int8(ctx.backend, w.experts[0].gate, ctx.activations);
-    const bool int8_hidden = !w.experts.empty() && ops::uses_int8(ctx.backend, w.experts[0].down, ctx.activations);
-    if (int8_in) quantize_activations(xin, n_pairs, D, s.expert_in_q8);
-    const std::size_t gate_up_row_bytes = w.experts.empty() ? 1 : w.experts[0].gate.row_bytes() + w.experts[0].up.row_bytes();
+    // In a reduced-precision mode each expert input row is rounded once here,
+    // not once per task (every expert's gate and up tasks read the same rows).
+    // The experts of one layer share their dtypes (GGUF stores them as one
+    // tensor); linear_rows() still picks per matrix, so a mixed set only falls
+    // back to the exact path.
+    const DenseFFNWeights first_expert = w.experts.empty() ? DenseFFNWeights{} : w.experts[0];  // views: a cheap copy
+    const ops::ProductInput in = ops::round_for(ctx.backend, ctx.activations, {&first_expert.gate, &first_expert.up},
+                                                xin, n_pairs, D, s.expert_in_rounded);
+    const std::size_t gate_up_row_bytes = w.experts.empty() ? 1 : first_expert.gate.row_bytes() + first_expert.up.row_bytes();
     for_expert_rows(F, gate_up_row_bytes, [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
-        if (int8_in) {
-            const Q8Rows rows = s.expert_in_q8.rows().from(first);
-            ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, rows, count, hidden + first * F, F);
-            ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, rows, count, up + first * F, F);
-        } else {
-            ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, xin + first * D, count, hidden + first * F, F);
-            ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, xin + first * D, count, up + first * F, F);
-        }
+        const ops::ProductInput rows = in.from(first);
+        ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, rows, count, hidden + first * F, F);
+        ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, rows, count, up + first * F, F);
     });
     swiglu(ctx.backend, hidden, up, hidden, n_pairs * F);  // in place: hidden <- silu(gate) * up
-    if (int8_hidden) quantize_activations(hidden, n_pairs, F, s.expert_hidden_q8);
-    for_expert_rows(D, w.experts.empty() ? 1 : w.experts[0].down.row_bytes(), [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
-        if (int8_hidden)
-            ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, s.expert_hidden_q8.rows().from(first), count,
-                             yout + first * D, D);
-        else
-            ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, hidden + first * F, count, yout + first * D, D);
+    const ops::ProductInput h = ops::round_for(ctx.backend, ctx.activations, {&first_expert.down}, hidden, n_pairs, F,
+                                               s.expert_hidden_rounded);
+    for_expert_rows(D, w.experts.empty() ? 1 : first_expert.down.row_bytes(), [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
+        ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, h.from(first), count, yout + first * D, D);
     });
     // Mixing, in the fixed order (expert, token): independent of the thread count.
     for (std::size_t i = 0; i < n_tokens * D; ++i) out[i] = 0.0f;

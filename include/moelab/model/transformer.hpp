@@ -68,7 +68,8 @@ public:
     // Record every routing decision of later forward() calls into `trace` (nullptr: stop).
     void record_routing(RoutingTrace* trace) { trace_ = trace; }
     // f32 (default): exact products. int8: quantized weights meet activations
-    // rounded to 8 bits, where the backend has integer products (ops/linear.hpp).
+    // rounded to 8 bits; bf16: bf16 weights meet activations rounded to bf16;
+    // each where the backend has those products (ops/linear.hpp).
     void set_activation_precision(ops::ActivationPrecision precision) { activations_ = precision; }
     ops::ActivationPrecision activation_precision() const { return activations_; }
 
@@ -83,7 +84,7 @@ public:
         if (pos0 + n > cache_.max_ctx())
             throw Error("forward", "context is full: " + std::to_string(pos0) + " + " + std::to_string(n) +
                                        " tokens exceed the cache's " + std::to_string(cache_.max_ctx()) + " positions");
-        const Context<Backend> ctx{Backend{}, pool_, activations_, &int8_scratch_};
+        const Context<Backend> ctx{Backend{}, pool_, activations_, &rounded_scratch_};
 
         float* x = scratch(x_, n * D);
         float* xn = scratch(xn_, n * D);
@@ -160,7 +161,7 @@ private:
     DeltaNetScratch deltanet_scratch_;
     DenseFFNScratch dense_scratch_;
     MoEScratch moe_scratch_;
-    Q8Activations int8_scratch_;  // linear()'s rounded inputs in the int8 mode
+    ops::RoundedActivations rounded_scratch_;  // linear()'s rounded inputs in the int8 and bf16 modes
 };
 
 }  // namespace moelab

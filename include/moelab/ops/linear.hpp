@@ -4,7 +4,8 @@
 //
 // Depends on: moelab/tensor.hpp, moelab/thread_pool.hpp, moelab/error.hpp,
 //             moelab/quant/quant.hpp (the quantized block types),
-//             moelab/quant/q8_activations.hpp (the opt-in int8-activation products),
+//             moelab/quant/q8_activations.hpp, moelab/quant/bf16_activations.hpp
+//             (the opt-in int8- and bf16-activation products),
 //             moelab/kernels/scalar.hpp (the reference backend is always there);
 //             for a SIMD backend, include its header too (kernels/highway.hpp,
 //             kernels/xsimd.hpp) anywhere in the translation unit.
@@ -19,11 +20,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "moelab/error.hpp"
 #include "moelab/kernels/backend.hpp"
 #include "moelab/kernels/scalar.hpp"
+#include "moelab/quant/bf16_activations.hpp"
 #include "moelab/quant/q8_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "moelab/tensor.hpp"
@@ -79,13 +82,20 @@ void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, 
 }
 
 // ---------------------------------------------------------------------------
-// The int8-activation mode (quant/q8_activations.hpp). It applies to a matrix
-// when the caller asks for it, the weights are quantized, and the backend has
-// the integer products for that block type; otherwise the exact f32 path runs.
+// The reduced-precision activation modes, both opt-in. Each applies to a
+// matrix when the caller asks for it, the weights are of its kind, and the
+// backend has the products for them; every other matrix runs the exact f32
+// path. The activations are rounded once per product (per batch of rows a
+// set of matrices shares), on the calling thread, and every thread reads them.
+//   int8: quantized weights meet activations rounded to 8 bits per 32 values
+//         (quant/q8_activations.hpp), integer products;
+//   bf16: bf16 weights meet activations rounded to bf16
+//         (quant/bf16_activations.hpp), bf16 dot products.
 // ---------------------------------------------------------------------------
 enum class ActivationPrecision : std::uint8_t {
-    f32,   // every weight dequantised exactly, f32 products (the specification; the default)
-    int8,  // activations rounded to 8 bits per 32 values, integer products (opt-in)
+    f32,   // every weight widened or dequantised exactly, f32 products (the specification; the default)
+    int8,  // quantized weights: activations rounded to 8 bits per 32 values, integer products (opt-in)
+    bf16,  // bf16 weights: activations rounded to bf16, bf16 x bf16 products (opt-in)
 };
 
 template <class Backend, class Block>
@@ -94,55 +104,125 @@ constexpr bool has_int8_product = requires(Backend b, const Block* w, Q8Row x, Q
     matmul(b, w, std::size_t{}, std::size_t{}, xs, std::size_t{}, y, std::size_t{});
 };
 
-// True when products with w run on int8 activations under `precision`.
 template <class Backend>
-bool uses_int8(Backend, const WeightMatrix& w, ActivationPrecision precision) {
+constexpr bool has_bf16_product = requires(Backend b, const bf16* w, const bf16* x, float* y) {
+    matvec(b, w, std::size_t{}, std::size_t{}, x, y);
+    matmul(b, w, std::size_t{}, std::size_t{}, x, std::size_t{}, y, std::size_t{});
+};
+
+// True when the backend has int8 products for w's block type.
+template <class Backend>
+bool int8_capable(Backend, const WeightMatrix& w) {
     bool available = false;
-    if (precision == ActivationPrecision::int8)
-        visit_quant_block(w.dtype, [&]<class Block>(Block) { available = has_int8_product<Backend, Block>; });
+    visit_quant_block(w.dtype, [&]<class Block>(Block) { available = has_int8_product<Backend, Block>; });
     return available;
 }
 
-// Rows [row_begin, row_end) of y = x W^T from quantized activations x
-// (n_tokens rows); only for a matrix where uses_int8() is true.
+// True when products with w run on int8 activations under `precision`.
 template <class Backend>
-void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, std::size_t row_end, Q8Rows x,
-                 std::size_t n_tokens, float* y, std::size_t ldy) {
-    visit_quant_block(w.dtype, [&]<class Block>(Block) {
-        if constexpr (has_int8_product<Backend, Block>) {
-            const auto* first = reinterpret_cast<const Block*>(w.data) + row_begin * (w.cols / Block::kWeights);
-            if (n_tokens == 1)
-                matvec(backend, first, row_end - row_begin, w.cols, x[0], y + row_begin);
-            else
-                matmul(backend, first, row_end - row_begin, w.cols, x, n_tokens, y + row_begin, ldy);
-        } else {
-            throw Error("linear", std::string("backend ") + Backend::name + " has no int8 product for " +
-                                      std::string(dtype_name(w.dtype)) + " weights");
+bool uses_int8(Backend backend, const WeightMatrix& w, ActivationPrecision precision) {
+    return precision == ActivationPrecision::int8 && int8_capable(backend, w);
+}
+
+// True when products with w run on bf16 activations under `precision`.
+template <class Backend>
+bool uses_bf16(Backend, const WeightMatrix& w, ActivationPrecision precision) {
+    return precision == ActivationPrecision::bf16 && w.dtype == DType::bf16 && has_bf16_product<Backend>;
+}
+
+// The activations of a product as kernels read them: the f32 rows always,
+// and the same rows rounded where the mode applies to some matrix that reads
+// them (round_for below). A view; `from(t)` starts at token t.
+struct ProductInput {
+    const float* x_f32 = nullptr;   // (n_tokens, cols)
+    Q8Rows x_q8{};                  // q == nullptr: not rounded to 8 bits
+    const bf16* x_bf16 = nullptr;   // nullptr: not rounded to bf16
+    std::size_t cols = 0;
+    ProductInput from(std::size_t token) const {
+        return {x_f32 + token * cols, x_q8.q ? x_q8.from(token) : Q8Rows{}, x_bf16 ? x_bf16 + token * cols : nullptr,
+                cols};
+    }
+};
+
+// The rounded copies behind ProductInputs. Buffers only grow, so a caller
+// that keeps one allocates nothing once warm.
+struct RoundedActivations {
+    Q8Activations int8;
+    Bf16Buffer bf16;
+};
+
+// x: (n_tokens, cols), read by the matrices `readers` (all of cols columns).
+// Rounds x into `scratch` for each mode that applies to one of them, and
+// returns the view linear_rows() takes. The K-quant ordered copy of the 8-bit
+// activations (Q8Activations::q_kquant) is written only if a Q4_K or Q5_K
+// matrix will read it.
+template <class Backend>
+ProductInput round_for(Backend backend, ActivationPrecision precision,
+                       std::initializer_list<const WeightMatrix*> readers, const float* x, std::size_t n_tokens,
+                       std::size_t cols, RoundedActivations& scratch) {
+    ProductInput in{x, {}, nullptr, cols};
+    bool int8 = false, kquant_order = false, bf16_values = false;
+    for (const WeightMatrix* w : readers) {
+        if (uses_int8(backend, *w, precision)) {
+            int8 = true;
+            kquant_order |= w->dtype == DType::q4_k || w->dtype == DType::q5_k;
         }
-    });
+        bf16_values |= uses_bf16(backend, *w, precision);
+    }
+    if (int8) {
+        quantize_activations(x, n_tokens, cols, scratch.int8, kquant_order);
+        in.x_q8 = scratch.int8.rows();
+    }
+    if (bf16_values) {
+        round_activations_to_bf16(x, n_tokens * cols, scratch.bf16);
+        in.x_bf16 = scratch.bf16.data();
+    }
+    return in;
+}
+
+// Rows [row_begin, row_end) of y = x W^T on the calling thread, from the
+// representation of x that w's mode reads (rounded by round_for for it), or
+// the exact f32 path. Same bits for any split of the rows, as above.
+template <class Backend>
+void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, std::size_t row_end,
+                 const ProductInput& x, std::size_t n_tokens, float* y, std::size_t ldy) {
+    if (x.x_q8.q && int8_capable(backend, w)) {
+        visit_quant_block(w.dtype, [&]<class Block>(Block) {
+            if constexpr (has_int8_product<Backend, Block>) {
+                const auto* first = reinterpret_cast<const Block*>(w.data) + row_begin * (w.cols / Block::kWeights);
+                if (n_tokens == 1)
+                    matvec(backend, first, row_end - row_begin, w.cols, x.x_q8[0], y + row_begin);
+                else
+                    matmul(backend, first, row_end - row_begin, w.cols, x.x_q8, n_tokens, y + row_begin, ldy);
+            }
+        });
+        return;
+    }
+    if constexpr (has_bf16_product<Backend>) {
+        if (x.x_bf16 && w.dtype == DType::bf16) {
+            const auto* first = reinterpret_cast<const bf16*>(w.data) + row_begin * w.cols;
+            if (n_tokens == 1)
+                matvec(backend, first, row_end - row_begin, w.cols, x.x_bf16, y + row_begin);
+            else
+                matmul(backend, first, row_end - row_begin, w.cols, x.x_bf16, n_tokens, y + row_begin, ldy);
+            return;
+        }
+    }
+    linear_rows(backend, w, row_begin, row_end, x.x_f32, n_tokens, y, ldy);
 }
 
 // y[t, r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, W.rows)
 // PyTorch: y = x @ W.T
-// With ActivationPrecision::int8 (and a backend and dtype that have it), x is
-// rounded to 8 bits once, on the calling thread, into int8_scratch (its
-// buffers only grow, so a caller that keeps one allocates nothing once warm;
-// nullptr: a local one), and every thread reads it.
+// Under a reduced-precision mode that applies to w, x is rounded once, into
+// `rounded` (nullptr: a local buffer), and every thread reads it.
 template <class Backend>
 void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y,
-            ActivationPrecision precision = ActivationPrecision::f32, Q8Activations* int8_scratch = nullptr) {
+            ActivationPrecision precision = ActivationPrecision::f32, RoundedActivations* rounded = nullptr) {
     visit_weight_type(w, [](auto*) {});  // an unsupported dtype throws here, on the calling thread
-    if (uses_int8(backend, w, precision)) {
-        Q8Activations local;
-        Q8Activations& xq = int8_scratch ? *int8_scratch : local;
-        quantize_activations(x, n_tokens, w.cols, xq);
-        pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
-            linear_rows(backend, w, begin, end, xq.rows(), n_tokens, y, w.rows);
-        });
-        return;
-    }
+    RoundedActivations local;
+    const ProductInput in = round_for(backend, precision, {&w}, x, n_tokens, w.cols, rounded ? *rounded : local);
     pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
-        linear_rows(backend, w, begin, end, x, n_tokens, y, w.rows);
+        linear_rows(backend, w, begin, end, in, n_tokens, y, w.rows);
     });
 }
 

@@ -95,7 +95,8 @@ struct Q8Rows {
     const std::int8_t* q_kquant = nullptr;
     std::size_t cols = 0;
     Q8Row operator[](std::size_t t) const {
-        return {q + t * cols, d + t * (cols / 32), dsum16 + t * (cols / 16), dsum32 + t * (cols / 32), q_kquant + t * cols};
+        return {q + t * cols, d + t * (cols / 32), dsum16 + t * (cols / 16), dsum32 + t * (cols / 32),
+                q_kquant ? q_kquant + t * cols : nullptr};
     }
     Q8Rows from(std::size_t first) const {
         const Q8Row r = (*this)[first];
@@ -113,18 +114,26 @@ struct Q8Activations {
     std::size_t n_tokens = 0, cols = 0;
     std::vector<std::int8_t, AlignedAllocator<std::int8_t>> q, q_kquant;  // (n_tokens, cols), 64-byte aligned
     std::vector<float> d, dsum16, dsum32;                                 // (n_tokens, cols / 32 | 16 | 32)
-    Q8Rows rows() const { return {q.data(), d.data(), dsum16.data(), dsum32.data(), q_kquant.data(), cols}; }
+    bool has_kquant_order = false;  // q_kquant written by the last quantize_activations
+    Q8Rows rows() const {
+        return {q.data(), d.data(), dsum16.data(), dsum32.data(), has_kquant_order ? q_kquant.data() : nullptr, cols};
+    }
 };
 
 // x: (n_tokens, cols) -> out. cols must be a multiple of 32 (every quantized
 // weight row is). Buffers only grow. A block holding an infinity or NaN gets
 // d = NaN, so every product that reads it is NaN, as in the f32 path.
-inline void quantize_activations(const float* x, std::size_t n_tokens, std::size_t cols, Q8Activations& out) {
+// kquant_order: also write q_kquant (only SIMD Q4_K/Q5_K kernels read it;
+// ops::round_for skips it for other weights).
+inline void quantize_activations(const float* x, std::size_t n_tokens, std::size_t cols, Q8Activations& out,
+                                 bool kquant_order = true) {
     constexpr std::size_t B = kQ8ActivationBlock;
     const std::size_t n = n_tokens * cols, blocks = n / B;
     out.n_tokens = n_tokens;
     out.cols = cols;
-    if (out.q.size() < n) out.q.resize(n), out.q_kquant.resize(n);
+    out.has_kquant_order = kquant_order;
+    if (out.q.size() < n) out.q.resize(n);
+    if (kquant_order && out.q_kquant.size() < n) out.q_kquant.resize(n);
     if (out.d.size() < blocks) out.d.resize(blocks), out.dsum32.resize(blocks), out.dsum16.resize(2 * blocks);
     for (std::size_t b = 0; b < blocks; ++b) {
         const float* xb = x + b * B;
@@ -155,7 +164,7 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
         out.dsum16[2 * b + 1] = d * static_cast<float>(sum_high);
         out.dsum32[b] = d * static_cast<float>(sum_low + sum_high);
     }
-    for (std::size_t t = 0; t < n_tokens; ++t) {  // quarters 0, 2, 1, 3 of every 128 (a shorter tail as is)
+    for (std::size_t t = 0; kquant_order && t < n_tokens; ++t) {  // quarters 0, 2, 1, 3 of every 128 (a shorter tail as is)
         const std::int8_t* from = out.q.data() + t * cols;
         std::int8_t* to = out.q_kquant.data() + t * cols;
         std::size_t i = 0;
