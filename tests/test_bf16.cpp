@@ -137,9 +137,10 @@ TEST_CASE("every backend's bf16 products agree with the specification", "[bf16][
         if constexpr (ops::has_bf16_product<Backend>) {
             ++backends_with_bf16;
             names += std::string(names.empty() ? "" : ", ") + Backend::name;
-            // Highway: 32 values a step, matvec 8 rows, matmul 4 x 6 tiles in chunks of 16 rows.
+            // Highway: 32 values a step, matvec row by row up to 192 rows and 8 at a time past
+            // that, matmul 4 x 6 tiles in chunks of 16 rows.
             for (const std::size_t cols : {1u, 31u, 32u, 33u, 64u, 100u, 2051u}) {
-                for (const std::size_t rows : {1u, 5u, 8u, 9u, 17u}) {
+                for (const std::size_t rows : {1u, 5u, 8u, 9u, 17u, 201u}) {  // 201: 8-row matvec passes
                     const std::size_t n_tokens = 13;  // two 6-token tiles and a tail
                     const auto w = rounded(normal_values(rows * cols, rng, 0.05f));
                     const auto x = rounded(normal_values(n_tokens * cols, rng));

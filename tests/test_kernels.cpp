@@ -148,7 +148,7 @@ template <class B, class W>
 void check_dot_and_matvec() {
     std::mt19937 rng(101);
     for (std::size_t cols : sweep_lengths(lanes_of<B>())) {
-        for (std::size_t rows : {0, 1, 3, 8, 9, 17}) {
+        for (std::size_t rows : {0, 1, 3, 8, 9, 17, 201}) {  // 201: past kSingleStreamRows, 8-row passes
             const auto w = random_values<W>(rows * cols, rng);
             const auto x = random_values<float>(cols, rng);
             Misaligned<float> y(rows + 1), y_ref(rows);
@@ -216,7 +216,7 @@ template <class B, class W>
 void check_determinism() {
     std::mt19937 rng(103);
     const std::size_t L = lanes_of<B>();
-    const std::size_t rows = 70, tokens = 9;
+    const std::size_t rows = 203, tokens = 9;  // matvec: 8-row passes (over 192 rows), and short slices below
     for (std::size_t cols : {L + 1, 4 * L + 3, std::size_t{131}}) {
         const auto w = random_values<W>(rows * cols, rng);
         const auto x = random_values<float>(tokens * cols, rng);

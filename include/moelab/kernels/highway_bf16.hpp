@@ -46,9 +46,10 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 inline constexpr std::size_t kStep = 32;  // bf16 values per 64-byte vector
 // Blocking, as the f32 tile (kernels/highway.hpp) measured it: 8 rows in
-// flight for matvec; 4 x 6 accumulators plus 6 + 1 loads of 32 registers for
+// flight for matvec, one for a short call; 4 x 6 accumulators plus 6 + 1 loads of 32 registers for
 // matmul; 16 weight rows copied once per sweep of all the tokens.
 inline constexpr std::size_t kMatvecRows = 8, kTileRows = 4, kTileTokens = 6, kChunkRows = 16;
+inline constexpr std::size_t kSingleStreamRows = 192;  // shorter matvec calls read row by row (as kernels/highway.hpp)
 inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
 
 HWY_INLINE __m512bh load32(const bf16* p) { return (__m512bh)_mm512_loadu_si512(p); }
@@ -89,8 +90,9 @@ HWY_INLINE void product_tile(const bf16* HWY_RESTRICT w, std::size_t w_stride, c
 inline void matvec(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t cols, const bf16* HWY_RESTRICT x,
                    float* HWY_RESTRICT y) {
     std::size_t r = 0;
-    for (; r + kMatvecRows <= rows; r += kMatvecRows)
-        product_tile<kMatvecRows, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
+    if (rows > kSingleStreamRows)  // a short call (an MoE task) reads row by row, as the f32 matvec
+        for (; r + kMatvecRows <= rows; r += kMatvecRows)
+            product_tile<kMatvecRows, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
 }
 
