@@ -39,3 +39,28 @@ TEST_CASE("an exception in a task reaches the caller and the pool stays usable",
     pool.parallel_for(10, [&](std::size_t) { ++count; });
     REQUIRE(count == 10);
 }
+
+// A stale worker (one still inside the previous job when the next is posted)
+// must not claim a task of the new job through the old job's claim word, and
+// parallel_for must return only when every task of its own job has run. A
+// 2026-12-01 benchmark hung in exactly that window (a claim passed the bounds
+// check against the new job's task count before the claim word moved on,
+// ran a new task early and counted it twice). Many back-to-back jobs whose
+// sizes rise and fall, on more threads than cores so workers get descheduled
+// (the old pool failed it when the machine was loaded).
+TEST_CASE("back-to-back jobs of changing sizes: each task exactly once, no early return", "[thread_pool]") {
+    moelab::ThreadPool pool(4);
+    constexpr std::size_t kMaxTasks = 40;
+    std::vector<std::atomic<int>> hits(kMaxTasks);
+    std::size_t bad_jobs = 0, first_bad = 0;
+    const std::size_t n_jobs = 100000;
+    for (std::size_t job = 0; job < n_jobs; ++job) {
+        const std::size_t n = 1 + (job * 7) % kMaxTasks;  // 1, 8, 15, ... 36, 3, 10, ...
+        pool.parallel_for(n, [&](std::size_t i) { hits[i].fetch_add(1, std::memory_order_relaxed); });
+        bool ok = true;
+        for (std::size_t i = 0; i < kMaxTasks; ++i) ok &= hits[i].exchange(0) == (i < n ? 1 : 0);
+        if (!ok && bad_jobs++ == 0) first_bad = job;
+    }
+    INFO("first bad job " << first_bad);
+    REQUIRE(bad_jobs == 0);
+}

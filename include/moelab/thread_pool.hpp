@@ -27,6 +27,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -55,9 +56,11 @@ public:
     std::size_t size() const { return workers_.size() + 1; }
 
     // Runs f(task) for task in [0, n_tasks); rethrows the first exception.
+    // n_tasks < 2^32 - 1 (task indices share a 64-bit word with the job).
     template <class F>
     void parallel_for(std::size_t n_tasks, F&& f) {
         if (n_tasks == 0) return;
+        if (n_tasks >= kNoTask) throw std::length_error("ThreadPool::parallel_for: too many tasks");
         if (workers_.empty() || n_tasks == 1) {
             for (std::size_t i = 0; i < n_tasks; ++i) f(i);
             return;
@@ -67,11 +70,20 @@ public:
         {
             std::lock_guard lock(mutex_);
             gen = static_cast<std::uint32_t>(generation_.load(std::memory_order_relaxed) + 1);
+            // Close the old job's claim word before anything of the new job is
+            // visible. A stale worker (still in run_tasks of the previous job)
+            // holds a claim word of the old generation; if it reads the new,
+            // larger task count, the release/acquire pair on n_tasks_ makes this
+            // store visible to its compare-exchange, which then fails. (Storing
+            // n_tasks_ first let such a claim through: it ran a task of the new
+            // job early, counted it twice, and parallel_for could return early
+            // or, stepping past n_tasks, wait forever.)
+            claim_.store((static_cast<std::uint64_t>(gen) << 32) | kNoTask, std::memory_order_relaxed);
             job_ = &job;
-            n_tasks_.store(n_tasks, std::memory_order_relaxed);
             done_.store(0, std::memory_order_relaxed);
             error_ = nullptr;
-            claim_.store(static_cast<std::uint64_t>(gen) << 32, std::memory_order_release);
+            n_tasks_.store(n_tasks, std::memory_order_release);
+            claim_.store(static_cast<std::uint64_t>(gen) << 32, std::memory_order_release);  // open: task 0 is next
             generation_.store(gen, std::memory_order_release);
         }
         wake_.notify_all();
@@ -103,7 +115,7 @@ private:
             std::size_t task;
             do {
                 task = static_cast<std::size_t>(c & 0xFFFFFFFFu);
-                if ((c >> 32) != gen || task >= n_tasks_.load(std::memory_order_relaxed)) return;
+                if ((c >> 32) != gen || task >= n_tasks_.load(std::memory_order_acquire)) return;
             } while (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire));
             // A successful claim means this job is unfinished, so the caller is
             // still waiting in parallel_for and job_ is valid.
@@ -132,6 +144,8 @@ private:
             run_tasks(gen);
         }
     }
+
+    static constexpr std::uint64_t kNoTask = 0xFFFFFFFFu;  // a task index past every job's end
 
     std::vector<std::thread> workers_;
     std::mutex mutex_;
