@@ -40,6 +40,7 @@
 #include "support/compare.hpp"
 #include "support/error_bounds.hpp"
 #include "support/fixtures.hpp"
+#include "support/twin_models.hpp"
 
 using namespace moelab;
 
@@ -221,21 +222,10 @@ TEMPLATE_TEST_CASE("bf16 mode on the fixtures: thread-count invariant, a no-op w
                    "[bf16][fixtures]", MOELAB_TEST_BACKENDS) {
     MOELAB_REQUIRE_FIXTURES();
     std::size_t bf16_models = 0, other_models = 0;
-    const nlohmann::json manifest = test::manifest();  // a named object: a range-for over a temporary's member dangles
-    for (const auto& entry : manifest["models"]) {
-        if (entry["cases"].empty() || !entry["cases"][0].contains("logits_exact")) continue;  // the qwen3-moe-256-* family
-        const std::string name = entry["name"];
-        const Model model = Model::load(test::fixtures_dir() / entry["gguf"].get<std::string>());
-        const std::size_t V = model.config().n_vocab;
-        const auto& c = entry["cases"][1];  // the longer prompt
+    test::for_each_twin_model([&](const std::string& name, const Model& model, const nlohmann::json& c) {
         const auto tokens = c["tokens"].get<std::vector<std::int32_t>>();
         auto logits = [&](std::size_t threads, ops::ActivationPrecision p) {
-            ThreadPool pool(threads);
-            Transformer<TestType> transformer(model, pool);
-            transformer.set_activation_precision(p);
-            std::vector<float> out(tokens.size() * V);
-            transformer.forward(tokens, out.data());
-            return out;
+            return test::prompt_logits<TestType>(model, tokens, threads, p);
         };
         const auto bf16_one = logits(1, ops::ActivationPrecision::bf16);
         const auto bf16_three = logits(3, ops::ActivationPrecision::bf16);
@@ -260,7 +250,7 @@ TEMPLATE_TEST_CASE("bf16 mode on the fixtures: thread-count invariant, a no-op w
             ++other_models;
             REQUIRE(std::memcmp(bf16_one.data(), f32.data(), f32.size() * 4) == 0);
         }
-    }
+    });
     REQUIRE(bf16_models > 0);
     REQUIRE(other_models > 0);
 }

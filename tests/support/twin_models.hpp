@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// Test support: the fixtures' qwen3-moe-256-* family (one random model in
+// every quantized and 16-bit GGUF type, each case with `logits_exact`, llama.cpp
+// in f32 on the exactly dequantised weights), for the tests of the opt-in
+// reduced-precision activation modes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moelab/model/transformer.hpp"
+#include "support/fixtures.hpp"
+
+namespace moelab::test {
+
+// f(name, model, prompt) for every manifest model whose cases carry
+// logits_exact; prompt is its longer case (cases[1]).
+template <class F>
+void for_each_twin_model(F&& f) {
+    const nlohmann::json manifest = test::manifest();  // a named object: a range-for over a temporary's member dangles
+    for (const auto& entry : manifest["models"]) {
+        if (entry["cases"].empty() || !entry["cases"][0].contains("logits_exact")) continue;
+        const Model model = Model::load(fixtures_dir() / entry["gguf"].get<std::string>());
+        f(entry["name"].get<std::string>(), model, entry["cases"][1]);
+    }
+}
+
+// Every position's logits for `tokens`, from a fresh Transformer on `threads`
+// threads under activation precision p: (tokens.size(), n_vocab).
+template <class Backend>
+std::vector<float> prompt_logits(const Model& model, const std::vector<std::int32_t>& tokens, std::size_t threads,
+                                 ops::ActivationPrecision p) {
+    ThreadPool pool(threads);
+    Transformer<Backend> transformer(model, pool);
+    transformer.set_activation_precision(p);
+    std::vector<float> out(tokens.size() * model.config().n_vocab);
+    transformer.forward(tokens, out.data());
+    return out;
+}
+
+}  // namespace moelab::test
