@@ -89,23 +89,6 @@ template <std::size_t kMax, class F>
     }(std::make_index_sequence<kMax>{});
 }
 
-// The register-tile sweep of a matmul over one panel of `rows` weight rows
-// and n_tokens tokens: for each group of up to kTileTokens tokens starting at
-// t0, tiles of kTileRows rows, then the rows left over one at a time, as
-//     tile(std::integral_constant<size_t, kRows>{}, std::integral_constant<size_t, kTokens>{}, r, t0)
-// (kRows, kTokens constants: the tile's template arguments).
-template <std::size_t kTileRows, std::size_t kTileTokens, class Tile>
-[[gnu::always_inline]] inline void sweep_tiles(std::size_t rows, std::size_t n_tokens, Tile&& tile) {
-    for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
-        const std::size_t count = n_tokens - t0 < kTileTokens ? n_tokens - t0 : kTileTokens;
-        with_count<kTileTokens>(count, [&](auto tokens) {
-            std::size_t r = 0;
-            for (; r + kTileRows <= rows; r += kTileRows) tile(std::integral_constant<std::size_t, kTileRows>{}, tokens, r, t0);
-            for (; r < rows; ++r) tile(std::integral_constant<std::size_t, 1>{}, tokens, r, t0);
-        });
-    }
-}
-
 // The tags live in namespace moelab::kernels (through the inline namespace
 // `backend`), so argument-dependent lookup on a tag finds the kernels
 // declared next to it: model code calls kernels *unqualified*,

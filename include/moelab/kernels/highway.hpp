@@ -129,6 +129,7 @@ HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RES
     for (; i < n; ++i) out[i] = to_f32(w[i]);
 }
 
+using kernels::with_count;  // kernels/backend.hpp: a run-time count as a template argument
 
 // ---------------------------------------------------------------------------
 // The one product loop: a tile of dot products
@@ -225,11 +226,18 @@ inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
     for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
         for (std::size_t r = 0; r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * stride);
-        kernels::sweep_tiles<kTileRows, kTileTokens>(chunk, n_tokens, [&](auto tile_rows, auto tile_tokens, std::size_t r, std::size_t t0) {
-            constexpr std::size_t kRows = decltype(tile_rows)::value, kTokens = decltype(tile_tokens)::value;
-            product_tile<kRows, kTokens>(panel.data() + r * stride, stride, xs.data() + t0 * stride, stride, stride,
-                                         y + t0 * y_stride + r0 + r, y_stride);
-        });
+        for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+            with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
+                constexpr std::size_t kTokens = decltype(tokens)::value;
+                const float* xt = xs.data() + t0 * stride;
+                float* yt = y + t0 * y_stride + r0;
+                std::size_t r = 0;
+                for (; r + kTileRows <= chunk; r += kTileRows)
+                    product_tile<kTileRows, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                for (; r < chunk; ++r)
+                    product_tile<1, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+            });
+        }
     }
 }
 

@@ -111,11 +111,18 @@ inline void matmul(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t col
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
         for (std::size_t r = 0; r < chunk; ++r)
             std::copy(w + (r0 + r) * cols, w + (r0 + r + 1) * cols, panel.data() + r * stride);
-        kernels::sweep_tiles<kTileRows, kTileTokens>(chunk, n_tokens, [&](auto tile_rows, auto tile_tokens, std::size_t r, std::size_t t0) {
-            constexpr std::size_t kRows = decltype(tile_rows)::value, kTokens = decltype(tile_tokens)::value;
-            product_tile<kRows, kTokens>(panel.data() + r * stride, stride, xs.data() + t0 * stride, stride, stride,
-                                         y + t0 * y_stride + r0 + r, y_stride);
-        });
+        for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+            kernels::with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
+                constexpr std::size_t kTokens = decltype(tokens)::value;
+                const bf16* xt = xs.data() + t0 * stride;
+                float* yt = y + t0 * y_stride + r0;
+                std::size_t r = 0;
+                for (; r + kTileRows <= chunk; r += kTileRows)
+                    product_tile<kTileRows, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                for (; r < chunk; ++r)
+                    product_tile<1, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+            });
+        }
     }
 }
 

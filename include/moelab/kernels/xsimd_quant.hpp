@@ -234,6 +234,8 @@ inline void panel_tile(const float* w, std::size_t w_stride, const float* x, std
         for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = ::xsimd::hadd(acc[r][t]);
 }
 
+using kernels::with_count;  // kernels/backend.hpp: a run-time count as a template argument
+
 template <class Block>
 const std::uint8_t* end_of(const Block* w, std::size_t blocks) {
     return reinterpret_cast<const std::uint8_t*>(w + blocks);
@@ -260,11 +262,17 @@ inline void matmul(const Block* w, std::size_t rows, std::size_t cols, const flo
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
         for (std::size_t r = 0; r < chunk; ++r)
             dequantize_row(w + (r0 + r) * row_blocks, row_blocks, end, panel.data() + r * cols);
-        kernels::sweep_tiles<kTileRows, kTileTokens>(chunk, n_tokens, [&](auto tile_rows, auto tile_tokens, std::size_t r, std::size_t t0) {
-            constexpr std::size_t kRows = decltype(tile_rows)::value, kTokens = decltype(tile_tokens)::value;
-            panel_tile<kRows, kTokens>(panel.data() + r * cols, cols, xs.data() + t0 * cols, cols, cols,
-                                       y + t0 * y_stride + r0 + r, y_stride);
-        });
+        for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+            with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
+                constexpr std::size_t kTokens = decltype(tokens)::value;
+                const float* xt = xs.data() + t0 * cols;
+                float* yt = y + t0 * y_stride + r0;
+                std::size_t r = 0;
+                for (; r + kTileRows <= chunk; r += kTileRows)
+                    panel_tile<kTileRows, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+                for (; r < chunk; ++r) panel_tile<1, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+            });
+        }
     }
 }
 
