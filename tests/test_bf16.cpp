@@ -12,10 +12,12 @@
 //  4. ops::linear: bf16 results are bitwise the same for any thread count and
 //     equal the kernel on the rounded activations; the mode changes nothing
 //     for weights that are not bf16;
-//  5. the fixtures: the bf16 model in bf16 mode is thread-count invariant and
-//     differs from the f32 mode wherever a backend has the products; every
-//     other model is bitwise its f32 mode; the distance to llama.cpp's
-//     logits (which round activations to bf16 too) is printed, not bounded.
+//  5. the fixtures (in tests/test_int8.cpp, whose translation unit already
+//     builds the Transformer for every backend): the bf16 model in bf16 mode
+//     is thread-count invariant and differs from the f32 mode wherever a
+//     backend has the products; every other model is bitwise its f32 mode;
+//     the distance to llama.cpp's logits (which round activations to bf16
+//     too) is printed, not bounded.
 //
 // Bound. Every product of two bf16 values is exact in f32 (8 + 8 significant
 // bits), so the products are the n terms and the only rounding is their
@@ -32,15 +34,11 @@
 #include <string>
 #include <vector>
 
-#include "moelab/model/transformer.hpp"
 #include "moelab/ops/linear.hpp"
 #include "moelab/quant/bf16_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
-#include "support/compare.hpp"
 #include "support/error_bounds.hpp"
-#include "support/fixtures.hpp"
-#include "support/twin_models.hpp"
 
 using namespace moelab;
 
@@ -213,44 +211,4 @@ TEMPLATE_TEST_CASE("ops::linear in bf16 mode: any thread count, same bits; other
             REQUIRE(std::memcmp(f32.data(), run(*other, 2, P::bf16, tokens).data(), f32.size() * 4) == 0);
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// 5. Whole models.
-// ---------------------------------------------------------------------------
-TEMPLATE_TEST_CASE("bf16 mode on the fixtures: thread-count invariant, a no-op without bf16 weights",
-                   "[bf16][fixtures]", MOELAB_TEST_BACKENDS) {
-    MOELAB_REQUIRE_FIXTURES();
-    std::size_t bf16_models = 0, other_models = 0;
-    test::for_each_twin_model([&](const std::string& name, const Model& model, const nlohmann::json& c) {
-        const auto tokens = c["tokens"].get<std::vector<std::int32_t>>();
-        auto logits = [&](std::size_t threads, ops::ActivationPrecision p) {
-            return test::prompt_logits<TestType>(model, tokens, threads, p);
-        };
-        const auto bf16_one = logits(1, ops::ActivationPrecision::bf16);
-        const auto bf16_three = logits(3, ops::ActivationPrecision::bf16);
-        REQUIRE(std::memcmp(bf16_one.data(), bf16_three.data(), bf16_one.size() * 4) == 0);
-        const auto f32 = logits(2, ops::ActivationPrecision::f32);
-        if (model.weights().layers[0].attn.wq.dtype == DType::bf16) {
-            ++bf16_models;
-            const auto exact = test::read_f32(test::fixtures_dir() / c["logits_exact"].get<std::string>());
-            const auto llama = test::read_f32(test::fixtures_dir() / c["logits"].get<std::string>());
-            REQUIRE(exact.size() == bf16_one.size());
-            REQUIRE(llama.size() == bf16_one.size());
-            if constexpr (ops::has_bf16_product<TestType>)  // the mode engaged: the activations were rounded
-                REQUIRE(std::memcmp(bf16_one.data(), f32.data(), f32.size() * 4) != 0);
-            else
-                REQUIRE(std::memcmp(bf16_one.data(), f32.data(), f32.size() * 4) == 0);
-            WARN(name << " (" << TestType::name << ", bf16 activations): max |diff| vs logits_exact "
-                      << test::max_abs_diff(bf16_one.data(), exact.data(), exact.size()).value
-                      << ", vs llama.cpp's bf16 path " << test::max_abs_diff(bf16_one.data(), llama.data(), llama.size()).value
-                      << "; llama.cpp's bf16 path vs logits_exact "
-                      << test::max_abs_diff(llama.data(), exact.data(), exact.size()).value);
-        } else {
-            ++other_models;
-            REQUIRE(std::memcmp(bf16_one.data(), f32.data(), f32.size() * 4) == 0);
-        }
-    });
-    REQUIRE(bf16_models > 0);
-    REQUIRE(other_models > 0);
 }
