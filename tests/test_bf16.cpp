@@ -72,14 +72,6 @@ ExactDot exact_dot(const bf16* w, const bf16* x, std::size_t n) {
 
 std::uint32_t bits(float v) { return std::bit_cast<std::uint32_t>(v); }
 
-template <class... Bs>
-struct BackendList {
-    template <class F>
-    static void each(F&& f) {
-        (f(Bs{}), ...);
-    }
-};
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -131,7 +123,7 @@ TEST_CASE("every backend's bf16 products agree with the specification", "[bf16][
     std::mt19937 rng(7);
     std::size_t backends_with_bf16 = 0;
     std::string names;
-    BackendList<MOELAB_TEST_BACKENDS>::each([&](auto backend) {
+    test::AllBackends::each([&](auto backend) {
         using Backend = decltype(backend);
         if constexpr (ops::has_bf16_product<Backend>) {
             ++backends_with_bf16;

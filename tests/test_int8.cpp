@@ -127,14 +127,6 @@ Exact exact_dot(const Block* w, Q8Row x, std::size_t n) {
     return e;
 }
 
-template <class... Bs>
-struct BackendList {
-    template <class F>
-    static void each(F&& f) {
-        (f(Bs{}), ...);
-    }
-};
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -238,7 +230,7 @@ TEMPLATE_TEST_CASE("every backend's int8 products agree with the specification",
     using Block = TestType;
     std::mt19937 rng(13);
     std::size_t backends_with_int8 = 0;
-    BackendList<MOELAB_TEST_BACKENDS>::each([&](auto backend) {
+    test::AllBackends::each([&](auto backend) {
         using Backend = decltype(backend);
         if constexpr (ops::has_int8_product<Backend, Block>) {
             ++backends_with_int8;

@@ -54,14 +54,7 @@ namespace {
 constexpr double u = 1.0 / (1 << 24);
 double gamma_n(double n) { return n * u / (1.0 - n * u); }
 
-template <class... Bs>
-struct BackendList {
-    template <class F>
-    static void each(F&& f) {
-        (f(Bs{}), ...);
-    }
-};
-using AllBackends = BackendList<MOELAB_TEST_BACKENDS>;
+using test::AllBackends;
 
 // ---------------------------------------------------------------------------
 // The independent decoder: bits of the raw block bytes, weight by weight.

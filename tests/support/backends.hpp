@@ -18,3 +18,18 @@
 #endif
 
 #define MOELAB_TEST_BACKENDS moelab::backend::scalar MOELAB_TEST_HIGHWAY MOELAB_TEST_XSIMD
+
+namespace moelab::test {
+
+// Every backend of this build, for a loop over backends inside one test case:
+//     AllBackends::each([&](auto backend) { ... });   calls f(B{}) for each B
+template <class... Bs>
+struct BackendList {
+    template <class F>
+    static void each(F&& f) {
+        (f(Bs{}), ...);
+    }
+};
+using AllBackends = BackendList<MOELAB_TEST_BACKENDS>;
+
+}  // namespace moelab::test
