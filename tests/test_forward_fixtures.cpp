@@ -22,11 +22,11 @@
 #include <utility>
 #include <vector>
 
-#include "moelab/model/transformer.hpp"
 #include "support/backends.hpp"
 #include "support/compare.hpp"
 #include "support/error_bounds.hpp"
 #include "support/fixtures.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 namespace fs = std::filesystem;

@@ -41,10 +41,10 @@
 #include "moelab/chat.hpp"
 #include "moelab/io/gguf.hpp"
 #include "moelab/io/safetensors.hpp"
-#include "moelab/model/transformer.hpp"
 #include "moelab/tokenizer/model_tokenizer.hpp"
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 using namespace moelab::io;

@@ -19,6 +19,7 @@
 #include "moelab/generate.hpp"
 #include "moelab/tokenizer/tokenizer_json.hpp"
 #include "support/fixtures.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 using Ids = std::vector<std::int32_t>;

@@ -41,7 +41,6 @@
 #include <string>
 #include <vector>
 
-#include "moelab/model/transformer.hpp"
 #include "moelab/ops/linear.hpp"
 #include "moelab/quant/bf16_activations.hpp"
 #include "moelab/quant/q8_activations.hpp"
@@ -49,6 +48,7 @@
 #include "support/backends.hpp"
 #include "support/compare.hpp"
 #include "support/fixtures.hpp"
+#include "support/transformers.hpp"
 #include "support/twin_models.hpp"
 
 using namespace moelab;

@@ -29,11 +29,11 @@
 
 #include "moelab/io/gguf_writer.hpp"
 #include "moelab/model/cost.hpp"
-#include "moelab/model/transformer.hpp"
 #include "moelab/synthetic.hpp"
 #include "support/backends.hpp"
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 

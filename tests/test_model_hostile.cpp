@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "moelab/model/transformer.hpp"
 #include "moelab/tokenizer/model_tokenizer.hpp"
 #include "support/fixtures.hpp"
 #include "support/gguf_writer.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/temp_dir.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 using namespace moelab::test;

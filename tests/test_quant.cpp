@@ -40,12 +40,12 @@
 
 #include "moelab/io/gguf.hpp"
 #include "moelab/io/gguf_writer.hpp"
-#include "moelab/model/transformer.hpp"
 #include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
 #include "support/compare.hpp"
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 

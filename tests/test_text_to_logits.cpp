@@ -7,10 +7,10 @@
 #include <fstream>
 #include <string>
 
-#include "moelab/model/transformer.hpp"
 #include "moelab/tokenizer/model_tokenizer.hpp"
 #include "support/compare.hpp"
 #include "support/fixtures.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "moelab/model/transformer.hpp"
 #include "support/backends.hpp"
 #include "support/fixtures.hpp"
+#include "support/transformers.hpp"
 
 using namespace moelab;
 

@@ -33,8 +33,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
+#include "cli/transformers.hpp"
 #include "moelab/model/cost.hpp"
-#include "moelab/model/transformer.hpp"
 #include "moelab/roofline.hpp"
 
 namespace moelab::cli {

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
-#include "moelab/model/transformer.hpp"
+#include "cli/transformers.hpp"
 
 namespace moelab::cli {
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/cli.hpp"
+#include "cli/transformers.hpp"
 #include "moelab/chat.hpp"
 #include "moelab/generate.hpp"
 #include "moelab/tokenizer/model_tokenizer.hpp"

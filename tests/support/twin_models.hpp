@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "moelab/model/transformer.hpp"
 #include "support/fixtures.hpp"
+#include "support/transformers.hpp"
 
 namespace moelab::test {
 

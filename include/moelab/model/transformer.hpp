@@ -76,53 +76,7 @@ public:
     // Runs `tokens` at positions n_past() .. n_past() + n - 1 and appends them to
     // the cache. logits: (n_tokens, n_vocab) if all_logits, else (n_vocab) for
     // the last token only (what generation needs; it skips most of the LM head).
-    void forward(std::span<const std::int32_t> tokens, float* logits, bool all_logits = true) {
-        const ModelConfig& c = model_.config();
-        const ModelWeights& w = model_.weights();
-        const std::size_t n = tokens.size(), D = c.n_embd, pos0 = cache_.n_past();
-        if (n == 0) return;
-        if (pos0 + n > cache_.max_ctx())
-            throw Error("forward", "context is full: " + std::to_string(pos0) + " + " + std::to_string(n) +
-                                       " tokens exceed the cache's " + std::to_string(cache_.max_ctx()) + " positions");
-        const Context<Backend> ctx{Backend{}, pool_, activations_, &rounded_scratch_};
-
-        float* x = scratch(x_, n * D);
-        float* xn = scratch(xn_, n * D);
-        float* y = scratch(y_, n * D);
-        for (std::size_t t = 0; t < n; ++t) {
-            if (tokens[t] < 0 || static_cast<std::size_t>(tokens[t]) >= c.n_vocab)
-                throw Error("forward", "token id " + std::to_string(tokens[t]) + " is outside the vocabulary [0, " +
-                                           std::to_string(c.n_vocab) + ")");
-            ops::row_to_f32(w.token_embd, static_cast<std::size_t>(tokens[t]), x + t * D);
-        }
-        rope_.compute(c.rope, pos0, n);
-
-        for (std::size_t il = 0; il < c.n_layer; ++il) {
-            const LayerWeights& L = w.layers[il];
-            // x = x + mixer(rmsnorm(x))
-            rmsnorm_rows(ctx, x, L.attn_norm, n, xn);
-            if (c.layer_kinds[il] == LayerKind::attention)
-                attention(ctx, L.attn, c, cache_.layer(il), rope_, xn, n, pos0, y, attn_scratch_);
-            else
-                gated_deltanet(ctx, L.deltanet, c, cache_.layer(il), xn, n, y, deltanet_scratch_);
-            add(ctx.backend, x, y, x, n * D);
-            // x = x + ffn(rmsnorm(x))
-            rmsnorm_rows(ctx, x, L.ffn_norm, n, xn);
-            if (c.is_moe()) {
-                ffn_moe(ctx, L.moe, c.moe, xn, n, y, moe_scratch_);
-                record(il, pos0, n);
-            } else {
-                ffn_dense(ctx, L.ffn, xn, n, y, dense_scratch_);
-            }
-            add(ctx.backend, x, y, x, n * D);
-        }
-        cache_.advance(n);
-
-        // logits = rmsnorm(x) W_out^T, for every row or just the last.
-        const std::size_t first = all_logits ? 0 : n - 1;
-        rmsnorm_rows(ctx, x + first * D, w.output_norm, n - first, xn);
-        linear(ctx, w.output, xn, n - first, logits);
-    }
+    void forward(std::span<const std::int32_t> tokens, float* logits, bool all_logits = true);  // below the class
 
 private:
     static std::size_t default_ctx(const ModelConfig& c) {
@@ -163,5 +117,59 @@ private:
     MoEScratch moe_scratch_;
     ops::RoundedActivations rounded_scratch_;  // linear()'s rounded inputs in the int8 and bf16 modes
 };
+
+// forward() is written outside the class so that it is not an inline function:
+// a program of several files can then compile it (and the kernels behind it,
+// most of the compile time) once per backend, with `template class
+// Transformer<B>;` in one file and `extern template class Transformer<B>;`
+// where the others can see it (tests/support/transformers.hpp does this).
+template <class Backend>
+void Transformer<Backend>::forward(std::span<const std::int32_t> tokens, float* logits, bool all_logits) {
+    const ModelConfig& c = model_.config();
+    const ModelWeights& w = model_.weights();
+    const std::size_t n = tokens.size(), D = c.n_embd, pos0 = cache_.n_past();
+    if (n == 0) return;
+    if (pos0 + n > cache_.max_ctx())
+        throw Error("forward", "context is full: " + std::to_string(pos0) + " + " + std::to_string(n) +
+                                   " tokens exceed the cache's " + std::to_string(cache_.max_ctx()) + " positions");
+    const Context<Backend> ctx{Backend{}, pool_, activations_, &rounded_scratch_};
+
+    float* x = scratch(x_, n * D);
+    float* xn = scratch(xn_, n * D);
+    float* y = scratch(y_, n * D);
+    for (std::size_t t = 0; t < n; ++t) {
+        if (tokens[t] < 0 || static_cast<std::size_t>(tokens[t]) >= c.n_vocab)
+            throw Error("forward", "token id " + std::to_string(tokens[t]) + " is outside the vocabulary [0, " +
+                                       std::to_string(c.n_vocab) + ")");
+        ops::row_to_f32(w.token_embd, static_cast<std::size_t>(tokens[t]), x + t * D);
+    }
+    rope_.compute(c.rope, pos0, n);
+
+    for (std::size_t il = 0; il < c.n_layer; ++il) {
+        const LayerWeights& L = w.layers[il];
+        // x = x + mixer(rmsnorm(x))
+        rmsnorm_rows(ctx, x, L.attn_norm, n, xn);
+        if (c.layer_kinds[il] == LayerKind::attention)
+            attention(ctx, L.attn, c, cache_.layer(il), rope_, xn, n, pos0, y, attn_scratch_);
+        else
+            gated_deltanet(ctx, L.deltanet, c, cache_.layer(il), xn, n, y, deltanet_scratch_);
+        add(ctx.backend, x, y, x, n * D);
+        // x = x + ffn(rmsnorm(x))
+        rmsnorm_rows(ctx, x, L.ffn_norm, n, xn);
+        if (c.is_moe()) {
+            ffn_moe(ctx, L.moe, c.moe, xn, n, y, moe_scratch_);
+            record(il, pos0, n);
+        } else {
+            ffn_dense(ctx, L.ffn, xn, n, y, dense_scratch_);
+        }
+        add(ctx.backend, x, y, x, n * D);
+    }
+    cache_.advance(n);
+
+    // logits = rmsnorm(x) W_out^T, for every row or just the last.
+    const std::size_t first = all_logits ? 0 : n - 1;
+    rmsnorm_rows(ctx, x + first * D, w.output_norm, n - first, xn);
+    linear(ctx, w.output, xn, n - first, logits);
+}
 
 }  // namespace moelab
