@@ -20,10 +20,13 @@
 //           as a fraction of the measured read bandwidth (roofline.hpp);
 //   prefill GFLOP/s = (2 x active matrix parameters per token + attention) x tokens/s
 //           (forward_flops, model/cost.hpp), as a fraction of the measured peak FLOP/s.
+// The ceilings are measured before the tests (the ratios use these) and again
+// after them; a move of more than 15% is flagged in the output.
 // bench/bench_model.cpp runs the same two tests as Google Benchmark suites.
 // The weights' dtype is whatever the file stores; nothing here depends on it.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -168,10 +171,22 @@ int cmd_bench_model(int argc, char** argv) {
             }
             emit("tg" + std::to_string(n_decode), n_decode, {detail::median_of(wall), detail::median_of(cpu)}, true, 0);
         }
+        // The ceilings again: on a shared machine they move within a minute
+        // (the read probe gave 30 and 44 GB/s in consecutive runs here), and a
+        // ratio is only as good as the ceiling it divides by.
+        const CeilingMeasurement bw_after = measure_read_bandwidth(backend, pool);
+        const CeilingMeasurement peak_after = measure_peak_flops(backend, pool);
+        const double bw_moved = bw_after.median_cpu / bw.median_cpu - 1, peak_moved = peak_after.median_cpu / peak.median_cpu - 1;
+        std::printf("  machine after the tests: read bandwidth %.1f / %.1f GB/s (%+.0f%%), peak %.0f / %.0f GFLOP/s (%+.0f%%)%s\n",
+                    bw_after.median, bw_after.median_cpu, 100 * bw_moved, peak_after.median, peak_after.median_cpu,
+                    100 * peak_moved,
+                    std::abs(bw_moved) > 0.15 || std::abs(peak_moved) > 0.15 ? ": the ceilings moved, so %bw and %peak are uncertain by as much" : "");
         report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", T},
                              {"activations", activations_description(backend, activations)},
                              {"read_gb_per_s", bw.median}, {"read_gb_per_s_cpu", bw.median_cpu},
-                             {"peak_gflops", peak.median}, {"peak_gflops_cpu", peak.median_cpu}};
+                             {"peak_gflops", peak.median}, {"peak_gflops_cpu", peak.median_cpu},
+                             {"read_gb_per_s_after", bw_after.median}, {"read_gb_per_s_cpu_after", bw_after.median_cpu},
+                             {"peak_gflops_after", peak_after.median}, {"peak_gflops_cpu_after", peak_after.median_cpu}};
         report["model"] = {{"path", path}, {"total_bytes", cost.total_bytes}, {"bytes_per_token", cost.bytes_per_token},
                            {"active_params", cost.active_params}, {"total_params", cost.total_params}};
     });
