@@ -12,12 +12,10 @@
 //  4. ops::linear: bf16 results are bitwise the same for any thread count and
 //     equal the kernel on the rounded activations; the mode changes nothing
 //     for weights that are not bf16;
-//  5. the fixtures (in tests/test_int8.cpp, whose translation unit already
-//     builds the Transformer for every backend): the bf16 model in bf16 mode
-//     is thread-count invariant and differs from the f32 mode wherever a
-//     backend has the products; every other model is bitwise its f32 mode;
-//     the distance to llama.cpp's logits (which round activations to bf16
-//     too) is printed, not bounded.
+//  5. the fixtures: the bf16 model in bf16 mode is thread-count invariant and
+//     differs from the f32 mode wherever a backend has the products; every
+//     other model is bitwise its f32 mode; the distance to llama.cpp's
+//     logits (which round activations to bf16 too) is printed, not bounded.
 //
 // Bound. Every product of two bf16 values is exact in f32 (8 + 8 significant
 // bits), so the products are the n terms and the only rounding is their
@@ -38,7 +36,10 @@
 #include "moelab/quant/bf16_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
+#include "support/compare.hpp"
 #include "support/error_bounds.hpp"
+#include "support/fixtures.hpp"
+#include "support/twin_models.hpp"
 
 using namespace moelab;
 
@@ -203,4 +204,30 @@ TEMPLATE_TEST_CASE("ops::linear in bf16 mode: any thread count, same bits; other
             REQUIRE(std::memcmp(f32.data(), run(*other, 2, P::bf16, tokens).data(), f32.size() * 4) == 0);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Whole models.
+// ---------------------------------------------------------------------------
+TEMPLATE_TEST_CASE("bf16 mode on the fixtures: thread-count invariant, a no-op without bf16 weights",
+                   "[bf16][fixtures]", MOELAB_TEST_BACKENDS) {
+    MOELAB_REQUIRE_FIXTURES();
+    test::check_mode_on_twin_models<TestType>(
+        ops::ActivationPrecision::bf16, [](const Model& model) { return model.weights().layers[0].attn.wq.dtype == DType::bf16; },
+        [](const std::string& name, const nlohmann::json& c, const std::vector<float>& bf16_logits, const std::vector<float>& f32) {
+            const auto exact = test::read_f32(test::fixtures_dir() / c["logits_exact"].get<std::string>());
+            const auto llama = test::read_f32(test::fixtures_dir() / c["logits"].get<std::string>());
+            REQUIRE(exact.size() == bf16_logits.size());
+            REQUIRE(llama.size() == bf16_logits.size());
+            if constexpr (ops::has_bf16_product<TestType>)  // the mode engaged: the activations were rounded
+                REQUIRE(std::memcmp(bf16_logits.data(), f32.data(), f32.size() * 4) != 0);
+            else
+                REQUIRE(std::memcmp(bf16_logits.data(), f32.data(), f32.size() * 4) == 0);
+            WARN(name << " (" << TestType::name << ", bf16 activations): max |diff| vs logits_exact "
+                      << test::max_abs_diff(bf16_logits.data(), exact.data(), exact.size()).value
+                      << ", vs llama.cpp's bf16 path "
+                      << test::max_abs_diff(bf16_logits.data(), llama.data(), llama.size()).value
+                      << "; llama.cpp's bf16 path vs logits_exact "
+                      << test::max_abs_diff(llama.data(), exact.data(), exact.size()).value);
+        });
 }

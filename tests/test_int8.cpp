@@ -17,9 +17,7 @@
 //  6. the fixtures: a quantized model in int8 mode is bitwise identical for
 //     any thread count, and an unquantized model is bitwise the f32 mode;
 //     the distance to llama.cpp's logits is printed (WARN), not bounded
-//     (rounding activations is a different computation: docs/quantization.md);
-//  7. the same for the bf16 mode on the fixtures (tests/test_bf16.cpp has
-//     the rest of its tests; this one shares this file's Transformer builds).
+//     (rounding activations is a different computation: docs/quantization.md).
 //
 // Bound (Higham, Thm 3.1; u = 2^-24, gamma(n) = n u / (1 - n u)). The
 // integers are exact. The specification forms per group g the products
@@ -42,7 +40,6 @@
 #include <vector>
 
 #include "moelab/ops/linear.hpp"
-#include "moelab/quant/bf16_activations.hpp"
 #include "moelab/quant/q8_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
@@ -303,70 +300,15 @@ TEMPLATE_TEST_CASE("ops::linear in int8 mode: any thread count, same bits; plain
 TEMPLATE_TEST_CASE("int8 mode on the fixtures: thread-count invariant, a no-op without quantized weights",
                    "[int8][fixtures]", MOELAB_TEST_BACKENDS) {
     MOELAB_REQUIRE_FIXTURES();
-    std::size_t quantized_models = 0, plain_models = 0;
-    test::for_each_twin_model([&](const std::string& name, const Model& model, const nlohmann::json& c) {
-        const auto tokens = c["tokens"].get<std::vector<std::int32_t>>();
-        auto logits = [&](std::size_t threads, ops::ActivationPrecision p) {
-            return test::prompt_logits<TestType>(model, tokens, threads, p);
-        };
-        const auto int8_one = logits(1, ops::ActivationPrecision::int8);
-        const auto int8_three = logits(3, ops::ActivationPrecision::int8);
-        REQUIRE(std::memcmp(int8_one.data(), int8_three.data(), int8_one.size() * 4) == 0);
-        const auto f32 = logits(2, ops::ActivationPrecision::f32);
-        if (is_quantized(model.weights().layers[0].attn.wq.dtype)) {
-            ++quantized_models;
+    test::check_mode_on_twin_models<TestType>(
+        ops::ActivationPrecision::int8, [](const Model& model) { return is_quantized(model.weights().layers[0].attn.wq.dtype); },
+        [](const std::string& name, const nlohmann::json& c, const std::vector<float>& int8, const std::vector<float>&) {
             const auto exact = test::read_f32(test::fixtures_dir() / c["logits_exact"].get<std::string>());
             const auto llama = test::read_f32(test::fixtures_dir() / c["logits"].get<std::string>());
-            REQUIRE(exact.size() == int8_one.size());
+            REQUIRE(exact.size() == int8.size());
             WARN(name << " (" << TestType::name << ", int8 activations): max |diff| vs logits_exact "
-                      << test::max_abs_diff(int8_one.data(), exact.data(), exact.size()).value
+                      << test::max_abs_diff(int8.data(), exact.data(), exact.size()).value
                       << "; llama.cpp's quantized path vs logits_exact "
                       << test::max_abs_diff(llama.data(), exact.data(), exact.size()).value);
-        } else {
-            ++plain_models;
-            REQUIRE(std::memcmp(int8_one.data(), f32.data(), f32.size() * 4) == 0);
-        }
-    });
-    REQUIRE(quantized_models > 0);
-    REQUIRE(plain_models > 0);
-}
-
-// ---------------------------------------------------------------------------
-// 7. Whole models in the bf16 mode (the specification and kernels: tests/test_bf16.cpp).
-// ---------------------------------------------------------------------------
-TEMPLATE_TEST_CASE("bf16 mode on the fixtures: thread-count invariant, a no-op without bf16 weights",
-                   "[bf16][fixtures]", MOELAB_TEST_BACKENDS) {
-    MOELAB_REQUIRE_FIXTURES();
-    std::size_t bf16_models = 0, other_models = 0;
-    test::for_each_twin_model([&](const std::string& name, const Model& model, const nlohmann::json& c) {
-        const auto tokens = c["tokens"].get<std::vector<std::int32_t>>();
-        auto logits = [&](std::size_t threads, ops::ActivationPrecision p) {
-            return test::prompt_logits<TestType>(model, tokens, threads, p);
-        };
-        const auto bf16_one = logits(1, ops::ActivationPrecision::bf16);
-        const auto bf16_three = logits(3, ops::ActivationPrecision::bf16);
-        REQUIRE(std::memcmp(bf16_one.data(), bf16_three.data(), bf16_one.size() * 4) == 0);
-        const auto f32 = logits(2, ops::ActivationPrecision::f32);
-        if (model.weights().layers[0].attn.wq.dtype == DType::bf16) {
-            ++bf16_models;
-            const auto exact = test::read_f32(test::fixtures_dir() / c["logits_exact"].get<std::string>());
-            const auto llama = test::read_f32(test::fixtures_dir() / c["logits"].get<std::string>());
-            REQUIRE(exact.size() == bf16_one.size());
-            REQUIRE(llama.size() == bf16_one.size());
-            if constexpr (ops::has_bf16_product<TestType>)  // the mode engaged: the activations were rounded
-                REQUIRE(std::memcmp(bf16_one.data(), f32.data(), f32.size() * 4) != 0);
-            else
-                REQUIRE(std::memcmp(bf16_one.data(), f32.data(), f32.size() * 4) == 0);
-            WARN(name << " (" << TestType::name << ", bf16 activations): max |diff| vs logits_exact "
-                      << test::max_abs_diff(bf16_one.data(), exact.data(), exact.size()).value
-                      << ", vs llama.cpp's bf16 path " << test::max_abs_diff(bf16_one.data(), llama.data(), llama.size()).value
-                      << "; llama.cpp's bf16 path vs logits_exact "
-                      << test::max_abs_diff(llama.data(), exact.data(), exact.size()).value);
-        } else {
-            ++other_models;
-            REQUIRE(std::memcmp(bf16_one.data(), f32.data(), f32.size() * 4) == 0);
-        }
-    });
-    REQUIRE(bf16_models > 0);
-    REQUIRE(other_models > 0);
+        });
 }

@@ -5,8 +5,11 @@
 // reduced-precision activation modes.
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -38,6 +41,32 @@ std::vector<float> prompt_logits(const Model& model, const std::vector<std::int3
     std::vector<float> out(tokens.size() * model.config().n_vocab);
     transformer.forward(tokens, out.data());
     return out;
+}
+
+// The shape both reduced-precision modes are tested in, on every twin model:
+// in mode p the logits are bitwise the same on 1 and 3 threads; on a model
+// the mode applies to (applies(model)), check(name, prompt, mode_logits,
+// f32_logits) judges them; on every other model they are bitwise the f32
+// mode's. Both kinds of model must occur.
+template <class Backend, class Applies, class Check>
+void check_mode_on_twin_models(ops::ActivationPrecision p, Applies&& applies, Check&& check) {
+    std::size_t applied = 0, other = 0;
+    for_each_twin_model([&](const std::string& name, const Model& model, const nlohmann::json& c) {
+        const auto tokens = c["tokens"].get<std::vector<std::int32_t>>();
+        const auto one = prompt_logits<Backend>(model, tokens, 1, p);
+        const auto three = prompt_logits<Backend>(model, tokens, 3, p);
+        REQUIRE(std::memcmp(one.data(), three.data(), one.size() * 4) == 0);
+        const auto f32 = prompt_logits<Backend>(model, tokens, 2, ops::ActivationPrecision::f32);
+        if (applies(model)) {
+            ++applied;
+            check(name, c, one, f32);
+        } else {
+            ++other;
+            REQUIRE(std::memcmp(one.data(), f32.data(), f32.size() * 4) == 0);
+        }
+    });
+    REQUIRE(applied > 0);
+    REQUIRE(other > 0);
 }
 
 }  // namespace moelab::test
