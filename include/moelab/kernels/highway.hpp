@@ -27,11 +27,15 @@
 //     tiles of kTileRows x kTileTokens accumulators over them.
 //   * Weight types enter in two places, load_weights() and widen_row(): a
 //     new storage type is one more overload of each (a quantized block type
-//     may instead bring its own fused dequantise-and-dot tile).
+//     may instead bring its own fused dequantise-and-dot tile). bf16 is the
+//     exception that proves the rule: it is widened two lines at a time in
+//     "pair order" (kBf16PairOrder), which saves half the widening work and
+//     so needs the activations in the same order (pair_order()).
 //
-// Length (~600 lines, the house limit): the whole contract for one backend
-// stays in one header so that it can be copied alone and read against
-// scalar.hpp kernel by kernel; products first, then the vector ops.
+// Length (about 700 lines, past the house limit of 600 lines because the
+// whole contract for one backend stays in one header so that it can be
+// copied alone and read against scalar.hpp kernel by kernel): products
+// first, then the vector ops.
 #pragma once
 
 // Highway 1.0.3 refuses to compile under -march=native ("best baseline should
@@ -119,12 +123,55 @@ HWY_INLINE VF load_weights(DF df, const bf16* HWY_RESTRICT w) {
     return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(w)));
 }
 
-// out[0..n) = w[0..n) widened to f32 (vector body, scalar tail).
+// bf16 pair order. A 64-byte line of bf16 weights, read as 2N 32-bit
+// lanes, holds columns (2j, 2j + 1) in lane j: the even column is the low
+// half (shift it up 16 bits), the odd one the high half (mask it). So
+// product_tile sums each whole block of 2N columns as the even columns
+// (one vector) and then the odd ones (the next), not in natural order; any
+// order is a valid sum, and every bf16 product (dot, matvec, matmul) uses
+// this one, so they still agree bit for bit. matmul's f32 panel gets the
+// same order from pair_order(), applied to weights and activations alike.
+//
+// out[0..n) = x[0..n) with each whole block of 2N values stored as its even
+// entries, then its odd ones (the rest as it is). out must not alias x.
+#if HWY_TARGET != HWY_SCALAR
+inline constexpr bool kBf16PairOrder = true;
+
+HWY_INLINE void pair_order(const float* HWY_RESTRICT x, std::size_t n, float* HWY_RESTRICT out) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    std::size_t i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+        const VF lo = hn::LoadU(df, x + i), hi = hn::LoadU(df, x + i + N);
+        hn::StoreU(hn::ConcatEven(df, hi, lo), df, out + i);
+        hn::StoreU(hn::ConcatOdd(df, hi, lo), df, out + i + N);
+    }
+    std::copy(x + i, x + n, out + i);
+}
+#else
+// One lane (HWY_SCALAR, which has no ConcatEven): pair order is natural order.
+inline constexpr bool kBf16PairOrder = false;
+
+HWY_INLINE void pair_order(const float* HWY_RESTRICT x, std::size_t n, float* HWY_RESTRICT out) {
+    std::copy(x, x + n, out);
+}
+#endif
+
+// out[0..n) = w[0..n) widened to f32 (vector body, scalar tail); bf16 rows
+// in pair order.
 template <class T>
 HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RESTRICT out) {
     const DF df;
     const std::size_t N = hn::Lanes(df);
     std::size_t i = 0;
+    if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>) {
+        const hn::RebindToUnsigned<DF> du;
+        for (; i + 2 * N <= n; i += 2 * N) {
+            const auto pairs = hn::LoadU(du, reinterpret_cast<const std::uint32_t*>(w + i));
+            hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(pairs)), df, out + i);
+            hn::StoreU(hn::BitCast(df, hn::And(pairs, hn::Set(du, 0xFFFF0000u))), df, out + i + N);
+        }
+    }
     for (; i + N <= n; i += N) hn::StoreU(load_weights(df, w + i), df, out + i);
     for (; i < n; ++i) out[i] = to_f32(w[i]);
 }
@@ -135,8 +182,8 @@ using kernels::with_count;  // kernels/backend.hpp: a run-time count as a templa
 // The one product loop: a tile of dot products
 //     y[t * y_stride + r] = sum_i w[r * w_stride + i] * x[t * x_stride + i]
 // for r < kRows weight rows, t < kTokens activation rows and i < cols. One
-// vector accumulator per (r, t); vectors are added in index order; the last
-// partial vector goes through zero-padded copies (0 * 0 adds nothing); the
+// vector accumulator per (r, t); vectors are added in index order (bf16: in
+// pair order, with x already in pair order); the last partial vector goes through zero-padded copies (0 * 0 adds nothing); the
 // lanes are summed by SumOfLanes at the end. The operations applied to one
 // (r, t) do not depend on kRows, kTokens or the weight type, so every caller
 // (dot, matvec, matmul, any tile shape) agrees bit for bit: the contract's
@@ -152,6 +199,33 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
 
     std::size_t i = 0;
+    if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>) {
+        // bf16 weights in whole 2N-column blocks, in pair order (above),
+        // against activations the caller put in pair order (pair_order):
+        // one load, one shift and one mask widen 2N weights, where natural
+        // order takes two loads, two zero-extensions and two shifts.
+        const hn::RebindToUnsigned<DF> du;
+        const auto high_half = hn::Set(du, 0xFFFF0000u);
+        for (; i + 2 * N <= cols; i += 2 * N) {
+            if constexpr (kTokens == 1)
+                if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
+                    for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
+            VF x_even[kTokens], x_odd[kTokens];
+            for (std::size_t t = 0; t < kTokens; ++t) {
+                x_even[t] = hn::LoadU(df, x + t * x_stride + i);
+                x_odd[t] = hn::LoadU(df, x + t * x_stride + i + N);
+            }
+            kernels::unrolled<kRows>([&](auto r) {
+                const auto pairs = hn::LoadU(du, reinterpret_cast<const std::uint32_t*>(w + r * w_stride + i));
+                const VF w_even = hn::BitCast(df, hn::ShiftLeft<16>(pairs));  // the low bf16 of each pair
+                const VF w_odd = hn::BitCast(df, hn::And(pairs, high_half));  // the high one
+                kernels::unrolled<kTokens>([&](auto t) {
+                    acc[r][t] = hn::MulAdd(w_even, x_even[t], acc[r][t]);
+                    acc[r][t] = hn::MulAdd(w_odd, x_odd[t], acc[r][t]);
+                });
+            });
+        }
+    }
     for (; i + N <= cols; i += N) {
         // One token = matvec, streaming from DRAM: ask for the weights
         // kPrefetchBytes ahead, once per 64-byte line (+10-20% on 8192x8192,
@@ -180,10 +254,30 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
 }
 
+// The activations as product_tile<T> reads them: bf16 weights take them in
+// pair order (a copy), every other type as they are.
+template <class T>
+class ActivationsFor {
+  public:
+    ActivationsFor(const float* x, std::size_t n) : x_(x) {
+        if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>) {
+            paired_.resize(n);
+            pair_order(x, n, paired_.data());
+            x_ = paired_.data();
+        }
+    }
+    const float* data() const { return x_; }
+
+  private:
+    const float* x_;
+    FloatBuffer paired_;
+};
+
 template <class T>
 HWY_INLINE float dot(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, std::size_t n) {
+    const ActivationsFor<T> xa(x, n);
     float y;
-    product_tile<1, 1>(w, n, x, n, n, &y, 1);
+    product_tile<1, 1>(w, n, xa.data(), n, n, &y, 1);
     return y;
 }
 
@@ -198,11 +292,12 @@ HWY_INLINE float dot(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, std::
 template <class T>
 HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
                        const float* HWY_RESTRICT x, float* HWY_RESTRICT y) {
+    const ActivationsFor<T> xa(x, cols);
     std::size_t r = 0;
     if (rows > kSingleStreamRows)
         for (; r + kMatvecRows <= rows; r += kMatvecRows)
-            product_tile<kMatvecRows, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
-    for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
+            product_tile<kMatvecRows, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);
+    for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);
 }
 
 // Compute-bound. x is copied once, and each chunk of kChunkRows weight rows
@@ -220,8 +315,13 @@ inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
                    std::size_t y_stride) {
     const std::size_t N = hn::Lanes(DF());
     const std::size_t stride = (cols + N - 1) / N * N;
-    FloatBuffer xs(n_tokens * stride);  // (n_tokens, stride), zero-padded
-    for (std::size_t t = 0; t < n_tokens; ++t) std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
+    FloatBuffer xs(n_tokens * stride);  // (n_tokens, stride), zero-padded; bf16: in pair order, as the panel
+    for (std::size_t t = 0; t < n_tokens; ++t) {
+        if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>)
+            pair_order(x + t * cols, cols, xs.data() + t * stride);
+        else
+            std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
+    }
     FloatBuffer panel(std::min(rows, kChunkRows) * stride);  // (chunk, stride), zero-padded
     for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
