@@ -19,9 +19,10 @@
 //     and matmul all run it, so every (row, token) dot product is accumulated
 //     in exactly the same order in every code path: the contract's
 //     determinism rule holds by construction.
-//   * matvec (decode, memory-bound) streams kMatvecRows rows at once, sharing
-//     each x load, prefetching each row kPrefetchBytes ahead; the rows are the
-//     independent accumulator chains that hide FMA latency.
+//   * matvec (decode, memory-bound) reads its rows as one sequential stream
+//     when x is short or the call is, and otherwise streams kMatvecRows rows
+//     at once, sharing each x load, prefetching each row kPrefetchBytes ahead
+//     (the rows are the independent accumulator chains that hide FMA latency).
 //   * matmul (prefill, compute-bound) copies x and each chunk of weight rows,
 //     widened to f32, into 64-byte aligned buffers once, and sweeps register
 //     tiles of kTileRows x kTileTokens accumulators over them.
@@ -87,6 +88,7 @@ inline std::size_t f32_lanes() { return hn::Lanes(DF()); }
 inline constexpr bool kHas32Registers = !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3);
 inline constexpr std::size_t kMatvecRows = 8;
 inline constexpr std::size_t kSingleStreamRows = 192;  // matvec calls this short read row by row
+inline constexpr std::size_t kSingleStreamXBytes = 16384;  // ... and so do calls whose x is this short
 inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
 inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
 inline constexpr std::size_t kChunkRows = 16;  // weight rows copied once, then all tokens stream past
@@ -207,7 +209,7 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         const hn::RebindToUnsigned<DF> du;
         const auto high_half = hn::Set(du, 0xFFFF0000u);
         for (; i + 2 * N <= cols; i += 2 * N) {
-            if constexpr (kTokens == 1)
+            if constexpr (kTokens == 1 && kRows > 1)
                 if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
                     for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
             VF x_even[kTokens], x_odd[kTokens];
@@ -227,10 +229,10 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         }
     }
     for (; i + N <= cols; i += N) {
-        // One token = matvec, streaming from DRAM: ask for the weights
+        // A multi-row matvec pass, streaming from DRAM: ask for the weights
         // kPrefetchBytes ahead, once per 64-byte line (+10-20% on 8192x8192,
-        // docs/kernels.md).
-        if constexpr (kTokens == 1)
+        // docs/kernels.md). A single stream goes without (matvec, below).
+        if constexpr (kTokens == 1 && kRows > 1)
             if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
                 for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
         VF xv[kTokens];
@@ -281,12 +283,17 @@ HWY_INLINE float dot(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, std::
     return y;
 }
 
-// Memory-bound: kMatvecRows weight streams in flight, each x vector loaded
-// once for all of them; the rows are the independent FMA chains. A short
-// call (at most kSingleStreamRows rows: an MoE expert task) instead reads
-// its rows one after another, a single sequential stream: at two threads
-// that decoded the MoE bf16 model 20-35% faster, while for the dense one
-// (calls of 256-3072 rows per thread) it was 6-16% slower (docs/kernels.md).
+// Memory-bound. Rows are read one after another, a single sequential
+// stream with no software prefetch (the hardware prefetchers follow one
+// stream best; a prefetch instruction per line only takes a load slot), as
+// long as the call is short (at most kSingleStreamRows rows: an MoE expert
+// task) or its x is short (at most kSingleStreamXBytes, which stays in L1
+// next to the stream). Otherwise (a 6144-wide down projection: x is 24 KB,
+// and re-reading it per row thrashed L1) kMatvecRows weight streams are in
+// flight, each x vector loaded once for all of them, each row prefetched
+// kPrefetchBytes ahead. Whole models, 2 threads, decode: dense f32 +45-60%,
+// dense bf16 +13-37%, MoE f32 +10-14% against 8-row passes with prefetch for
+// the dense calls and prefetched single streams for the MoE (docs/kernels.md).
 // product_tile gives a (row, token) the same operations for any kRows, so
 // the choice changes no bit.
 template <class T>
@@ -294,7 +301,7 @@ HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t co
                        const float* HWY_RESTRICT x, float* HWY_RESTRICT y) {
     const ActivationsFor<T> xa(x, cols);
     std::size_t r = 0;
-    if (rows > kSingleStreamRows)
+    if (rows > kSingleStreamRows && cols * sizeof(float) > kSingleStreamXBytes)
         for (; r + kMatvecRows <= rows; r += kMatvecRows)
             product_tile<kMatvecRows, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);

@@ -49,7 +49,8 @@ inline constexpr std::size_t kStep = 32;  // bf16 values per 64-byte vector
 // flight for matvec, one for a short call; 4 x 6 accumulators plus 6 + 1 loads of 32 registers for
 // matmul; 16 weight rows copied once per sweep of all the tokens.
 inline constexpr std::size_t kMatvecRows = 8, kTileRows = 4, kTileTokens = 6, kChunkRows = 16;
-inline constexpr std::size_t kSingleStreamRows = 192;  // shorter matvec calls read row by row (as kernels/highway.hpp)
+inline constexpr std::size_t kSingleStreamRows = 192;  // shorter matvec calls read row by row (as kernels/highway.hpp),
+inline constexpr std::size_t kSingleStreamXBytes = 16384;  // and so do calls whose x is this short
 inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
 
 HWY_INLINE __m512bh load32(const bf16* p) { return (__m512bh)_mm512_loadu_si512(p); }
@@ -62,7 +63,7 @@ HWY_INLINE void product_tile(const bf16* HWY_RESTRICT w, std::size_t w_stride, c
     kernels::unrolled<kRows>([&](auto r) { kernels::unrolled<kTokens>([&](auto t) { acc[r][t] = _mm512_setzero_ps(); }); });
     std::size_t i = 0;
     for (; i + kStep <= cols; i += kStep) {
-        if constexpr (kTokens == 1)  // decode streams from DRAM: each row kPrefetchBytes ahead
+        if constexpr (kTokens == 1 && kRows > 1)  // a multi-row decode pass: each row kPrefetchBytes ahead
             if (i + kPrefetchBytes / sizeof(bf16) < cols)
                 kernels::unrolled<kRows>([&](auto r) { _mm_prefetch(reinterpret_cast<const char*>(w + r * w_stride + i) + kPrefetchBytes, _MM_HINT_T0); });
         __m512bh xv[kTokens];
@@ -90,7 +91,7 @@ HWY_INLINE void product_tile(const bf16* HWY_RESTRICT w, std::size_t w_stride, c
 inline void matvec(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t cols, const bf16* HWY_RESTRICT x,
                    float* HWY_RESTRICT y) {
     std::size_t r = 0;
-    if (rows > kSingleStreamRows)  // a short call (an MoE task) reads row by row, as the f32 matvec
+    if (rows > kSingleStreamRows && cols * sizeof(bf16) > kSingleStreamXBytes)  // else row by row, as the f32 matvec
         for (; r + kMatvecRows <= rows; r += kMatvecRows)
             product_tile<kMatvecRows, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
