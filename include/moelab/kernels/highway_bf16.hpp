@@ -45,9 +45,10 @@ namespace moelab::detail::HWY_NAMESPACE::bf16dot {
 namespace hn = hwy::HWY_NAMESPACE;
 
 inline constexpr std::size_t kStep = 32;  // bf16 values per 64-byte vector
-// Blocking, as the f32 tile (kernels/highway.hpp) measured it: 8 rows in
-// flight for matvec, one for a short call; 4 x 6 accumulators plus 6 + 1 loads of 32 registers for
-// matmul; 16 weight rows copied once per sweep of all the tokens.
+// Blocking, as the f32 tile (kernels/highway.hpp) measured it: matvec reads
+// one row at a time, unprefetched, for a short call or a short x, and 8
+// prefetched rows in flight otherwise; 4 x 6 accumulators plus 6 + 1 loads of
+// 32 registers for matmul; 16 weight rows copied once per sweep of all the tokens.
 inline constexpr std::size_t kMatvecRows = 8, kTileRows = 4, kTileTokens = 6, kChunkRows = 16;
 inline constexpr std::size_t kSingleStreamRows = 192;  // shorter matvec calls read row by row (as kernels/highway.hpp),
 inline constexpr std::size_t kSingleStreamXBytes = 16384;  // and so do calls whose x is this short
