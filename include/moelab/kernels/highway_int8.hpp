@@ -391,14 +391,24 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
         for (std::size_t t = 0; t < kT; ++t) y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
+// Decode. Q8_0 reads its rows one after another, one sequential stream with
+// no software prefetch: its chunk (68 bytes) takes one multiply-add, so one
+// row's accumulator chain keeps up with memory, and the hardware prefetchers
+// follow one stream best (one thread, from DRAM, 768 to 6144 columns: 17-19
+// against 13-15 GB/s for the 4-row passes; docs/kernels.md). The 4-bit types
+// spend one multiply-add per 36 bytes or less, so a single chain would wait
+// on its own latency: they run kMatvecRows rows at once, each group asking
+// for the next (prefetch_step). Every (row, token) gets the same operations
+// either way, so the bits do not depend on the choice.
 template <class Block>
 inline void matvec(const Block* w, std::size_t n_rows, std::size_t cols, Q8Row x, float* y) {
     const std::size_t row_blocks = cols / Block::kWeights;
     const Q8Row xs[1] = {x};
     std::size_t r = 0;
-    for (; r + kMatvecRows <= n_rows; r += kMatvecRows)
-        rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, xs, y + r, 0,
-                          Prefetch{reinterpret_cast<const char*>(w + (r + kMatvecRows) * row_blocks), row_blocks * sizeof(Block)});
+    if constexpr (!std::is_same_v<Block, block_q8_0>)
+        for (; r + kMatvecRows <= n_rows; r += kMatvecRows)
+            rows<kMatvecRows>(w + r * row_blocks, row_blocks, row_blocks, xs, y + r, 0,
+                              Prefetch{reinterpret_cast<const char*>(w + (r + kMatvecRows) * row_blocks), row_blocks * sizeof(Block)});
     for (; r < n_rows; ++r) rows<1>(w + r * row_blocks, row_blocks, row_blocks, xs, y + r, 0);
 }
 
