@@ -159,6 +159,10 @@ HWY_INLINE void pair_order(const float* HWY_RESTRICT x, std::size_t n, float* HW
 }
 #endif
 
+// Whether products with weights of type T use pair order: bf16, with vectors.
+template <class T>
+inline constexpr bool kPairOrdered = kBf16PairOrder && std::is_same_v<T, bf16>;
+
 // out[0..n) = w[0..n) widened to f32 (vector body, scalar tail); bf16 rows
 // in pair order.
 template <class T>
@@ -166,7 +170,7 @@ HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RES
     const DF df;
     const std::size_t N = hn::Lanes(df);
     std::size_t i = 0;
-    if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>) {
+    if constexpr (kPairOrdered<T>) {
         const hn::RebindToUnsigned<DF> du;
         for (; i + 2 * N <= n; i += 2 * N) {
             const auto pairs = hn::LoadU(du, reinterpret_cast<const std::uint32_t*>(w + i));
@@ -185,8 +189,9 @@ using kernels::with_count;  // kernels/backend.hpp: a run-time count as a templa
 //     y[t * y_stride + r] = sum_i w[r * w_stride + i] * x[t * x_stride + i]
 // for r < kRows weight rows, t < kTokens activation rows and i < cols. One
 // vector accumulator per (r, t); vectors are added in index order (bf16: in
-// pair order, with x already in pair order); the last partial vector goes through zero-padded copies (0 * 0 adds nothing); the
-// lanes are summed by SumOfLanes at the end. The operations applied to one
+// pair order, with x already in pair order); the last partial vector goes
+// through zero-padded copies (0 * 0 adds nothing); the lanes are summed by
+// SumOfLanes at the end. The operations applied to one
 // (r, t) do not depend on kRows, kTokens or the weight type, so every caller
 // (dot, matvec, matmul, any tile shape) agrees bit for bit: the contract's
 // determinism rule holds by construction.
@@ -200,8 +205,16 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
     for (std::size_t r = 0; r < kRows; ++r)
         for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
 
+    // A multi-row matvec pass, streaming from DRAM: ask for the weights
+    // kPrefetchBytes ahead, once per 64-byte line (+10-20% on 8192x8192,
+    // docs/kernels.md). A single stream goes without (matvec, below).
+    auto prefetch = [&](std::size_t i) {
+        if constexpr (kTokens == 1 && kRows > 1)
+            if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
+                for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
+    };
     std::size_t i = 0;
-    if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>) {
+    if constexpr (kPairOrdered<T>) {
         // bf16 weights in whole 2N-column blocks, in pair order (above),
         // against activations the caller put in pair order (pair_order):
         // one load, one shift and one mask widen 2N weights, where natural
@@ -209,9 +222,7 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         const hn::RebindToUnsigned<DF> du;
         const auto high_half = hn::Set(du, 0xFFFF0000u);
         for (; i + 2 * N <= cols; i += 2 * N) {
-            if constexpr (kTokens == 1 && kRows > 1)
-                if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
-                    for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
+            prefetch(i);
             VF x_even[kTokens], x_odd[kTokens];
             for (std::size_t t = 0; t < kTokens; ++t) {
                 x_even[t] = hn::LoadU(df, x + t * x_stride + i);
@@ -229,12 +240,7 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         }
     }
     for (; i + N <= cols; i += N) {
-        // A multi-row matvec pass, streaming from DRAM: ask for the weights
-        // kPrefetchBytes ahead, once per 64-byte line (+10-20% on 8192x8192,
-        // docs/kernels.md). A single stream goes without (matvec, below).
-        if constexpr (kTokens == 1 && kRows > 1)
-            if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
-                for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
+        prefetch(i);
         VF xv[kTokens];
         for (std::size_t t = 0; t < kTokens; ++t) xv[t] = hn::LoadU(df, x + t * x_stride + i);
         kernels::unrolled<kRows>([&](auto r) {  // constant r: acc[r] stays in registers
@@ -262,7 +268,7 @@ template <class T>
 class ActivationsFor {
   public:
     ActivationsFor(const float* x, std::size_t n) : x_(x) {
-        if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>) {
+        if constexpr (kPairOrdered<T>) {
             paired_.resize(n);
             pair_order(x, n, paired_.data());
             x_ = paired_.data();
@@ -324,7 +330,7 @@ inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
     const std::size_t stride = (cols + N - 1) / N * N;
     FloatBuffer xs(n_tokens * stride);  // (n_tokens, stride), zero-padded; bf16: in pair order, as the panel
     for (std::size_t t = 0; t < n_tokens; ++t) {
-        if constexpr (kBf16PairOrder && std::is_same_v<T, bf16>)
+        if constexpr (kPairOrdered<T>)
             pair_order(x + t * cols, cols, xs.data() + t * stride);
         else
             std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
