@@ -223,10 +223,11 @@ HWY_INLINE void k_block(const Block* const (&b)[kRows], const Q8Row (&x)[kT], __
     for (std::size_t r = 0; r < kRows; ++r) {
         HWY_ALIGN std::uint8_t k[16];  // sc[0..7], m[0..7]
         quant::unpack_k_scales_simd(b[r]->scales, k);
-        const __m128i k16 = _mm_load_si128(reinterpret_cast<const __m128i*>(k));
-        const __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(k16)), _mm256_set1_ps(f16_scale(b[r]->d)));
-        const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(k16, 8)));
-        const __m512 mins = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(f16_scale(b[r]->dmin))));
+        // d sc[j] in lanes 0..7 and dmin m[j] in 8..15: one widening, one conversion and one multiply for both
+        const __m512 factors = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(k)))),
+                                             halves(b[r]->d, b[r]->dmin));
+        const __m256 sc = _mm512_castps512_ps256(factors);
+        const __m512 mins = _mm512_zextps256_ps512(_mm512_extractf32x8_ps(factors, 1));
         for (std::size_t t = 0; t < kT; ++t) {
             scale[r][t] = _mm512_zextps256_ps512(_mm256_mul_ps(sc, _mm256_loadu_ps(x[t].d)));
             acc[r][t] = _mm512_fnmadd_ps(mins, _mm512_zextps256_ps512(_mm256_loadu_ps(x[t].dsum32)), acc[r][t]);
