@@ -63,6 +63,8 @@ inline constexpr std::size_t N = batch::size;
 
 // Blocking (see highway.hpp for the reasoning; the same measurements apply).
 inline constexpr std::size_t kMatvecRows = 8;
+inline constexpr std::size_t kSingleStreamRows = 192;      // matvec calls this short read row by row
+inline constexpr std::size_t kSingleStreamXBytes = 16384;  // ... and so do calls whose x is this short
 inline constexpr std::size_t kTileRows = N >= 16 ? 4 : 3;    // AVX-512: 32 registers;
 inline constexpr std::size_t kTileTokens = N >= 16 ? 6 : 4;  // AVX2/SSE: 16
 inline constexpr std::size_t kChunkRows = 16;
@@ -190,9 +192,10 @@ inline void product_tile(const T* w, std::size_t w_stride, const float* x, std::
         const T* w_rows[kRows];
         const float* x_rows[kTokens];
         for (std::size_t r = 0; r < kRows; ++r) w_rows[r] = w + r * w_stride + i;
-        // One token = matvec, streaming from DRAM: ask for the weights
-        // kPrefetchBytes ahead (as in highway.hpp; GCC/Clang builtin).
-        if constexpr (kTokens == 1)
+        // A multi-row matvec pass, streaming from DRAM: ask for the weights
+        // kPrefetchBytes ahead (as in highway.hpp; GCC/Clang builtin). A
+        // single stream goes without (matvec, below).
+        if constexpr (kTokens == 1 && kRows > 1)
             if (i + kPrefetchBytes / sizeof(T) < cols)
                 for (std::size_t r = 0; r < kRows; ++r) __builtin_prefetch(w_rows[r] + kPrefetchBytes / sizeof(T));
         for (std::size_t t = 0; t < kTokens; ++t) x_rows[t] = x + t * x_stride + i;
@@ -231,7 +234,12 @@ float dot(const T* w, const float* x, std::size_t n) {
     return y;
 }
 
-// Memory-bound: kMatvecRows weight streams share each x load.
+// Memory-bound. The rule of highway.hpp's matvec, for the same measured
+// reasons: short calls (an MoE expert task) and calls with a short x read
+// their rows one after another, one sequential stream without software
+// prefetch; the others (x longer than L1 can share with the stream) run
+// kMatvecRows prefetched weight streams that share each x load. Same bits
+// either way (the determinism rule above).
 template <class T>
 void matvec(const T* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
     FloatBuffer split;
@@ -239,8 +247,9 @@ void matvec(const T* w, std::size_t rows, std::size_t cols, const float* x, floa
     const float* xp = std::is_same_v<T, float> ? x : split.data();
     const std::size_t xp_len = std::is_same_v<T, float> ? cols : split.size();
     std::size_t r = 0;
-    for (; r + kMatvecRows <= rows; r += kMatvecRows)
-        product_tile<kMatvecRows, 1>(w + r * cols, cols, xp, xp_len, cols, y + r, 1);
+    if (rows > kSingleStreamRows && cols * sizeof(float) > kSingleStreamXBytes)
+        for (; r + kMatvecRows <= rows; r += kMatvecRows)
+            product_tile<kMatvecRows, 1>(w + r * cols, cols, xp, xp_len, cols, y + r, 1);
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xp, xp_len, cols, y + r, 1);
 }
 
