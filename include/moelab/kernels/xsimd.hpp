@@ -178,7 +178,15 @@ inline void product_tile(const T* w, std::size_t w_stride, const float* x, std::
     auto step = [&](const T* const (&w_rows)[kRows], const float* const (&x_rows)[kTokens]) {
         batch xv[kTokens][kVecs];
         for (std::size_t t = 0; t < kTokens; ++t)
-            for (std::size_t k = 0; k < kVecs; ++k) xv[t][k] = batch::load_unaligned(x_rows[t] + k * N);
+            for (std::size_t k = 0; k < kVecs; ++k) {
+                xv[t][k] = batch::load_unaligned(x_rows[t] + k * N);
+                // Kept in a register for the kRows multiply-adds that use it
+                // (GCC folds the load into each of them otherwise; highway.hpp,
+                // load_activations), while the tile's registers allow it.
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+                if constexpr (kTokens * kVecs <= kTileTokens) asm("" : "+v"(xv[t][k].data));
+#endif
+            }
         for (std::size_t r = 0; r < kRows; ++r) {
             batch wv[kVecs];
             widen_step(w_rows[r], wv);
