@@ -276,6 +276,17 @@ HWY_INLINE void dequantize_row(const Block* HWY_RESTRICT w, std::size_t row_bloc
     }
 }
 
+// One activation vector, kept in a register for the kRows rows of a tile:
+// GCC otherwise folds the load into every row's FMA, and the loads then set
+// the tile's pace (kernels/highway.hpp, load_activations, measured there).
+HWY_INLINE VF load_activations(DF df, const float* HWY_RESTRICT x) {
+    VF v = hn::LoadU(df, x);
+#if (defined(__GNUC__) || defined(__clang__)) && HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
+    asm("" : "+v"(v.raw));
+#endif
+    return v;
+}
+
 // y[t * y_stride + r] = dot(w[r, :], x[t, :]) for an f32 tile, cols a
 // multiple of N (no tail): the same accumulation as fused_rows.
 template <std::size_t kRows, std::size_t kTokens>
@@ -288,7 +299,7 @@ HWY_INLINE void panel_tile(const float* HWY_RESTRICT w, std::size_t w_stride, co
         for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
     for (std::size_t i = 0; i < cols; i += N) {
         VF xv[kTokens];
-        for (std::size_t t = 0; t < kTokens; ++t) xv[t] = hn::LoadU(df, x + t * x_stride + i);
+        for (std::size_t t = 0; t < kTokens; ++t) xv[t] = load_activations(df, x + t * x_stride + i);
         for (std::size_t r = 0; r < kRows; ++r) {
             const VF wv = hn::LoadU(df, w + r * w_stride + i);
             for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
