@@ -44,6 +44,7 @@
 #include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
 #include "support/compare.hpp"
+#include "support/error_bounds.hpp"
 #include "support/fixtures.hpp"
 #include "support/transformers.hpp"
 #include "support/twin_models.hpp"
@@ -52,8 +53,8 @@ using namespace moelab;
 
 namespace {
 
-constexpr double u = 1.0 / (1 << 24);
-double gamma_n(double n) { return n * u / (1.0 - n * u); }
+using test::gamma_n;  // support/error_bounds.hpp
+using test::u;
 
 #define MOELAB_INT8_TYPES block_q8_0, block_q4_0, block_q4_k, block_q5_k, block_q6_k
 

@@ -43,6 +43,7 @@
 #include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
 #include "support/compare.hpp"
+#include "support/error_bounds.hpp"
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/transformers.hpp"
@@ -51,8 +52,8 @@ using namespace moelab;
 
 namespace {
 
-constexpr double u = 1.0 / (1 << 24);
-double gamma_n(double n) { return n * u / (1.0 - n * u); }
+using test::gamma_n;  // support/error_bounds.hpp
+using test::u;
 
 using test::AllBackends;
 

@@ -16,13 +16,14 @@
 #include <vector>
 
 #include "moelab/kernels/scalar.hpp"
+#include "support/error_bounds.hpp"
 
 using namespace moelab;
 
 namespace {
 
-constexpr double kUnitRoundoff = 1.0 / (1 << 24);
-double gamma_n(double n) { return n * kUnitRoundoff / (1.0 - n * kUnitRoundoff); }
+using test::gamma_n;  // support/error_bounds.hpp
+constexpr double kUnitRoundoff = test::u;
 
 std::vector<float> random_floats(std::size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
     std::uniform_real_distribution<float> dist(lo, hi);
