@@ -3,7 +3,9 @@
 // quantized weights (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K): fused dequantise-and-dot
 // for decode, dequantise-once panels for prefill.
 //
-// Depends on: moelab/kernels/backend.hpp, moelab/quant/quant.hpp (block
+// Depends on: moelab/kernels/highway_tile.hpp (the f32 product tile, for the
+//             prefill panels, and the blocking constants),
+//             moelab/kernels/backend.hpp, moelab/quant/quant.hpp (block
 //             layouts), moelab/tensor.hpp (FloatBuffer), Highway 1.0.x
 //             (hwy/highway.h, hwy/cache_control.h), the standard library.
 //             kernels/highway.hpp includes this header at its end, so that
@@ -26,14 +28,19 @@
 //     DRAM, with a software prefetch kPrefetchBytes ahead.
 //   * matmul (prefill, compute-bound): each chunk of 16 rows is decoded once
 //     into a 64-byte aligned f32 panel, then all tokens sweep past it in
-//     register tiles of kTileRows x kTileTokens, as for f32 weights.
+//     highway_tile.hpp's f32 product tile (kTileRows x kTileTokens registers). This
+//     header once had its own copy of that tile; GCC kept that copy's 24
+//     accumulators in memory, a store after every multiply-add (perf
+//     annotate), and dense Q4_K prefill ran at 80-100 tok/s instead of 210-220
+//     (docs/kernels.md).
 //
 // Determinism rule (kernels/backend.hpp): both paths compute each (row,
 // token) dot product as one vector accumulator, acc = MulAdd(w[i..i+N),
 // x[i..i+N), acc) for i = 0, N, 2N, ... in order, then SumOfLanes. The fused
-// path gets w[i..i+N) from the decoder, the panel path from the decoder's
-// stored output: the same values in the same order, so the bits agree, for
-// any tile shape, thread split or batch. (That is also exactly what the f32
+// path gets w[i..i+N) from the decoder, the panel path (product_tile, which
+// accumulates exactly so) from the decoder's stored output: the same values
+// in the same order, so the bits agree, for any tile shape, thread split or
+// batch. (That is also exactly what the f32
 // product of the dequantised row computes.)
 //
 // Targets: vectors of at most 16 f32 lanes (512 bits), so that a vector never
@@ -57,6 +64,7 @@
 #include <utility>
 
 #include "moelab/kernels/backend.hpp"
+#include "moelab/kernels/highway_tile.hpp"  // product_tile and the blocking constants
 #include "moelab/quant/quant.hpp"
 #include "moelab/tensor.hpp"
 
@@ -72,12 +80,8 @@ using DI = hn::RebindToSigned<DF>;  // N int32 lanes
 using VI = hn::Vec<DI>;
 static_assert(hn::MaxLanes(DF()) <= 16, "quantized kernels need vectors of at most 16 f32 lanes");
 
-inline constexpr std::size_t kMatvecRows = 8;
-inline constexpr bool kHas32Registers = !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3);
-inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
-inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
-inline constexpr std::size_t kChunkRows = 16;
-inline constexpr std::size_t kPrefetchBytes = 512;
+// Blocking: highway_tile.hpp's (kMatvecRows rows per fused pass, kChunkRows rows
+// per panel, kTileRows x kTileTokens tiles, kPrefetchBytes ahead).
 
 // Lanes per vector, as a compile-time constant (fixed-width targets only).
 inline constexpr std::size_t N = hn::MaxLanes(DF());
@@ -276,39 +280,6 @@ HWY_INLINE void dequantize_row(const Block* HWY_RESTRICT w, std::size_t row_bloc
     }
 }
 
-// One activation vector, kept in a register for the kRows rows of a tile:
-// GCC otherwise folds the load into every row's FMA, and the loads then set
-// the tile's pace (kernels/highway.hpp, load_activations, measured there).
-HWY_INLINE VF load_activations(DF df, const float* HWY_RESTRICT x) {
-    VF v = hn::LoadU(df, x);
-#if (defined(__GNUC__) || defined(__clang__)) && HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
-    asm("" : "+v"(v.raw));
-#endif
-    return v;
-}
-
-// y[t * y_stride + r] = dot(w[r, :], x[t, :]) for an f32 tile, cols a
-// multiple of N (no tail): the same accumulation as fused_rows.
-template <std::size_t kRows, std::size_t kTokens>
-HWY_INLINE void panel_tile(const float* HWY_RESTRICT w, std::size_t w_stride, const float* HWY_RESTRICT x,
-                           std::size_t x_stride, std::size_t cols, float* HWY_RESTRICT y, std::size_t y_stride) {
-    const DF df;
-    const std::size_t N = hn::Lanes(df);
-    VF acc[kRows][kTokens];
-    for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
-    for (std::size_t i = 0; i < cols; i += N) {
-        VF xv[kTokens];
-        for (std::size_t t = 0; t < kTokens; ++t) xv[t] = load_activations(df, x + t * x_stride + i);
-        for (std::size_t r = 0; r < kRows; ++r) {
-            const VF wv = hn::LoadU(df, w + r * w_stride + i);
-            for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
-        }
-    }
-    for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
-}
-
 using kernels::with_count;  // kernels/backend.hpp: a run-time count as a template argument
 
 template <class Block>
@@ -337,8 +308,8 @@ inline void matmul(const Block* HWY_RESTRICT w, std::size_t rows, std::size_t co
                 float* yt = y + t0 * y_stride + r0;
                 std::size_t r = 0;
                 for (; r + kTileRows <= chunk; r += kTileRows)
-                    panel_tile<kTileRows, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
-                for (; r < chunk; ++r) panel_tile<1, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+                    product_tile<kTileRows, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
+                for (; r < chunk; ++r) product_tile<1, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
             });
         }
     }

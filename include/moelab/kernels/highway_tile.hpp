@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+// moelab/kernels/highway_tile.hpp — the Highway backend's one product loop,
+// product_tile: a small tile of dot products between weight rows and
+// activation rows, with the blocking constants and the per-type weight loads
+// it is built from. kernels/highway.hpp (f32/f16/bf16 dot, matvec, matmul)
+// and kernels/highway_quant.hpp (the quantized matmul's dequantised panels)
+// both run it, so a (row, token) dot product is accumulated in the same
+// order wherever it is computed.
+//
+// Depends on: moelab/kernels/backend.hpp (unrolled), moelab/dtype.hpp (f16,
+//             bf16, to_f32), Highway 1.0.x (hwy/highway.h,
+//             hwy/cache_control.h), the standard library.
+#pragma once
+
+#if !defined(HWY_COMPILE_ONLY_STATIC) && !defined(HWY_COMPILE_ONLY_EMU128) && \
+    !defined(HWY_COMPILE_ONLY_SCALAR)
+#define HWY_COMPILE_ONLY_STATIC 1  // see highway.hpp
+#endif
+
+#include <hwy/highway.h>
+#include <hwy/cache_control.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "moelab/dtype.hpp"
+#include "moelab/kernels/backend.hpp"
+
+HWY_BEFORE_NAMESPACE();  // the static target's instruction set (highway.hpp)
+namespace moelab::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;  // a full vector of f32 lanes
+using VF = hn::Vec<DF>;
+inline std::size_t f32_lanes() { return hn::Lanes(DF()); }
+
+// Blocking. x86 before AVX-512 has 16 vector registers, AVX-512/NEON/SVE 32;
+// a product tile needs kTileRows * kTileTokens accumulators plus its loads.
+// (Arrays of vectors, as used below, rule out SVE/RVV's sizeless vectors;
+// those targets would need the tile spelled out.)
+inline constexpr bool kHas32Registers = !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3);
+inline constexpr std::size_t kMatvecRows = 8;
+inline constexpr std::size_t kSingleStreamRows = 192;  // matvec calls this short read row by row
+inline constexpr std::size_t kSingleStreamXBytes = 16384;  // ... and so do calls whose x is this short
+inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
+inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
+inline constexpr std::size_t kChunkRows = 16;  // weight rows copied once, then all tokens stream past
+inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
+
+// ---------------------------------------------------------------------------
+// Activations: one vector, loaded once per step and kept in a register.
+// A product tile multiplies each activation vector by kRows weight vectors.
+// GCC folds the load into every one of those multiply-adds (vfmadd231ps
+// mem, w, acc: kRows loads where one would do), and the loads, not the
+// multiply-adds, then set the pace: one thread, a 4 x 6 f32 tile over 2048
+// columns in L2 ran at 68 GFLOP/s folded and 111 in registers (the FMA peak
+// is about 117), the whole f32 matmul 61-68 against 67-96 (docs/kernels.md,
+// "Activations in registers"). The empty asm only tells the compiler the
+// value is in a register; it emits no instruction and changes no bit.
+// ---------------------------------------------------------------------------
+HWY_INLINE VF load_activations(DF df, const float* HWY_RESTRICT x) {
+    VF v = hn::LoadU(df, x);
+#if (defined(__GNUC__) || defined(__clang__)) && HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
+    asm("" : "+v"(v.raw));
+#endif
+    return v;
+}
+
+// ---------------------------------------------------------------------------
+// Weights: one vector of Lanes(df) weights, widened exactly to f32.
+// ---------------------------------------------------------------------------
+HWY_INLINE VF load_weights(DF df, const float* HWY_RESTRICT w) { return hn::LoadU(df, w); }
+
+// f16 -> f32 is vcvtph2ps on x86 from AVX2 on and fcvtl on Arm A64: exact,
+// subnormals included. Highway 1.0.3 emulates it elsewhere (SSSE3, SSE4,
+// scalar...) and the emulation turns inf/NaN (exponent 31) into finite
+// values in [65536, 131072). No finite f16 is that large (max 65504), so
+// there those lanes get the f32 exponent 255 back, keeping sign and payload.
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)) || HWY_ARCH_ARM_A64
+inline constexpr bool kExactF16Promote = true;
+#else
+inline constexpr bool kExactF16Promote = false;
+#endif
+
+HWY_INLINE VF load_weights(DF df, const f16* HWY_RESTRICT w) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const VF v = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(w)));
+    if constexpr (kExactF16Promote) return v;
+    const hn::RebindToUnsigned<DF> du;
+    const VF inf_or_nan = hn::BitCast(df, hn::Or(hn::BitCast(du, v), hn::Set(du, 0x7F800000u)));
+    return hn::IfThenElse(hn::Ge(hn::Abs(v), hn::Set(df, 65536.0f)), inf_or_nan, v);
+}
+
+// bf16 -> f32 is a zero-extension and a 16-bit shift (bf16 is the top half of an f32).
+HWY_INLINE VF load_weights(DF df, const bf16* HWY_RESTRICT w) {
+    const hn::Rebind<hwy::bfloat16_t, DF> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(w)));
+}
+
+// bf16 pair order. A 64-byte line of bf16 weights, read as 2N 32-bit
+// lanes, holds columns (2j, 2j + 1) in lane j: the even column is the low
+// half (shift it up 16 bits), the odd one the high half (mask it). So
+// product_tile sums each whole block of 2N columns as the even columns
+// (one vector) and then the odd ones (the next), not in natural order; any
+// order is a valid sum, and every bf16 product (dot, matvec, matmul) uses
+// this one, so they still agree bit for bit. matmul's f32 panel gets the
+// same order from pair_order(), applied to weights and activations alike.
+//
+// out[0..n) = x[0..n) with each whole block of 2N values stored as its even
+// entries, then its odd ones (the rest as it is). out must not alias x.
+#if HWY_TARGET != HWY_SCALAR
+inline constexpr bool kBf16PairOrder = true;
+
+HWY_INLINE void pair_order(const float* HWY_RESTRICT x, std::size_t n, float* HWY_RESTRICT out) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    std::size_t i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+        const VF lo = hn::LoadU(df, x + i), hi = hn::LoadU(df, x + i + N);
+        hn::StoreU(hn::ConcatEven(df, hi, lo), df, out + i);
+        hn::StoreU(hn::ConcatOdd(df, hi, lo), df, out + i + N);
+    }
+    std::copy(x + i, x + n, out + i);
+}
+#else
+// One lane (HWY_SCALAR, which has no ConcatEven): pair order is natural order.
+inline constexpr bool kBf16PairOrder = false;
+
+HWY_INLINE void pair_order(const float* HWY_RESTRICT x, std::size_t n, float* HWY_RESTRICT out) {
+    std::copy(x, x + n, out);
+}
+#endif
+
+// Whether products with weights of type T use pair order: bf16, with vectors.
+template <class T>
+inline constexpr bool kPairOrdered = kBf16PairOrder && std::is_same_v<T, bf16>;
+
+// out[0..n) = w[0..n) widened to f32 (vector body, scalar tail); bf16 rows
+// in pair order.
+template <class T>
+HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RESTRICT out) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    std::size_t i = 0;
+    if constexpr (kPairOrdered<T>) {
+        const hn::RebindToUnsigned<DF> du;
+        for (; i + 2 * N <= n; i += 2 * N) {
+            const auto pairs = hn::LoadU(du, reinterpret_cast<const std::uint32_t*>(w + i));
+            hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(pairs)), df, out + i);
+            hn::StoreU(hn::BitCast(df, hn::And(pairs, hn::Set(du, 0xFFFF0000u))), df, out + i + N);
+        }
+    }
+    for (; i + N <= n; i += N) hn::StoreU(load_weights(df, w + i), df, out + i);
+    for (; i < n; ++i) out[i] = to_f32(w[i]);
+}
+
+
+// ---------------------------------------------------------------------------
+// The one product loop: a tile of dot products
+//     y[t * y_stride + r] = sum_i w[r * w_stride + i] * x[t * x_stride + i]
+// for r < kRows weight rows, t < kTokens activation rows and i < cols. One
+// vector accumulator per (r, t); vectors are added in index order (bf16: in
+// pair order, with x already in pair order); the last partial vector goes
+// through zero-padded copies (0 * 0 adds nothing); the lanes are summed by
+// SumOfLanes at the end. The operations applied to one
+// (r, t) do not depend on kRows, kTokens or the weight type, so every caller
+// (dot, matvec, matmul, any tile shape) agrees bit for bit: the contract's
+// determinism rule holds by construction.
+// ---------------------------------------------------------------------------
+template <std::size_t kRows, std::size_t kTokens, class T>
+HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, const float* HWY_RESTRICT x,
+                             std::size_t x_stride, std::size_t cols, float* HWY_RESTRICT y, std::size_t y_stride) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    VF acc[kRows][kTokens];
+    for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
+
+    // A multi-row matvec pass, streaming from DRAM: ask for the weights
+    // kPrefetchBytes ahead, once per 64-byte line (+10-20% on 8192x8192,
+    // docs/kernels.md). A single stream goes without (highway.hpp, matvec).
+    auto prefetch = [&](std::size_t i) {
+        if constexpr (kTokens == 1 && kRows > 1)
+            if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
+                for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
+    };
+    std::size_t i = 0;
+    if constexpr (kPairOrdered<T>) {
+        // bf16 weights in whole 2N-column blocks, in pair order (above),
+        // against activations the caller put in pair order (pair_order):
+        // one load, one shift and one mask widen 2N weights, where natural
+        // order takes two loads, two zero-extensions and two shifts.
+        const hn::RebindToUnsigned<DF> du;
+        const auto high_half = hn::Set(du, 0xFFFF0000u);
+        for (; i + 2 * N <= cols; i += 2 * N) {
+            prefetch(i);
+            VF x_even[kTokens], x_odd[kTokens];
+            for (std::size_t t = 0; t < kTokens; ++t) {
+                x_even[t] = load_activations(df, x + t * x_stride + i);
+                x_odd[t] = load_activations(df, x + t * x_stride + i + N);
+            }
+            kernels::unrolled<kRows>([&](auto r) {
+                const auto pairs = hn::LoadU(du, reinterpret_cast<const std::uint32_t*>(w + r * w_stride + i));
+                const VF w_even = hn::BitCast(df, hn::ShiftLeft<16>(pairs));  // the low bf16 of each pair
+                const VF w_odd = hn::BitCast(df, hn::And(pairs, high_half));  // the high one
+                kernels::unrolled<kTokens>([&](auto t) {
+                    acc[r][t] = hn::MulAdd(w_even, x_even[t], acc[r][t]);
+                    acc[r][t] = hn::MulAdd(w_odd, x_odd[t], acc[r][t]);
+                });
+            });
+        }
+    }
+    for (; i + N <= cols; i += N) {
+        prefetch(i);
+        VF xv[kTokens];
+        for (std::size_t t = 0; t < kTokens; ++t) xv[t] = load_activations(df, x + t * x_stride + i);
+        kernels::unrolled<kRows>([&](auto r) {  // constant r: acc[r] stays in registers
+            const VF wv = load_weights(df, w + r * w_stride + i);
+            kernels::unrolled<kTokens>([&](auto t) { acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]); });
+        });
+    }
+    if (i < cols) {  // the last partial vector
+        HWY_ALIGN float wpad[hn::MaxLanes(df)] = {};
+        HWY_ALIGN float xpad[kTokens][hn::MaxLanes(df)] = {};
+        for (std::size_t t = 0; t < kTokens; ++t) std::copy(x + t * x_stride + i, x + t * x_stride + cols, xpad[t]);
+        for (std::size_t r = 0; r < kRows; ++r) {
+            for (std::size_t j = i; j < cols; ++j) wpad[j - i] = to_f32(w[r * w_stride + j]);
+            const VF wv = hn::Load(df, wpad);
+            for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::MulAdd(wv, hn::Load(df, xpad[t]), acc[r][t]);
+        }
+    }
+    for (std::size_t r = 0; r < kRows; ++r)
+        for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace moelab::detail
+HWY_AFTER_NAMESPACE();
