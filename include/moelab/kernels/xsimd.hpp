@@ -77,7 +77,7 @@ float dot(const T* w, const float* x, std::size_t n) {
 // their rows one after another, one sequential stream without software
 // prefetch; the others (x longer than L1 can share with the stream) run
 // kMatvecRows prefetched weight streams that share each x load. Same bits
-// either way (the determinism rule above).
+// either way (the determinism rule, xsimd_tile.hpp).
 template <class T>
 void matvec(const T* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
     FloatBuffer split;
