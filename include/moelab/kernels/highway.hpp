@@ -15,12 +15,13 @@
 //
 // How the products are organised (docs/kernels.md has the measurements):
 //   * One product loop, product_tile<kRows, kTokens> (highway_tile.hpp, with
-//     the blocking constants and the per-type weight loads), computes a small tile of
-//     dot products: one vector accumulator per (row, token), the last partial
-//     vector zero-padded, lanes summed by SumOfLanes at the end. dot, matvec
-//     and matmul all run it, so every (row, token) dot product is accumulated
-//     in exactly the same order in every code path: the contract's
-//     determinism rule holds by construction.
+//     the blocking constants and the per-type weight loads), computes a small
+//     tile of dot products: one vector accumulator per (row, token), the last
+//     partial vector zero-padded, lanes summed by SumOfLanes at the end. dot,
+//     matvec and matmul all run it (and so do highway_quant.hpp's panels), so
+//     every (row, token) dot product is accumulated in exactly the same order
+//     in every code path: the contract's determinism rule holds by
+//     construction.
 //   * matvec (decode, memory-bound) reads its rows as one sequential stream
 //     when x is short or the call is, and otherwise streams kMatvecRows rows
 //     at once, sharing each x load, prefetching each row kPrefetchBytes ahead
@@ -29,12 +30,12 @@
 //     widened to f32, into 64-byte aligned buffers once, and sweeps register
 //     tiles of kTileRows x kTileTokens accumulators over them.
 //   * Weight types enter in two places, load_weights() and widen_row()
-//     (both in highway_tile.hpp): a
-//     new storage type is one more overload of each (a quantized block type
-//     may instead bring its own fused dequantise-and-dot tile). bf16 is the
-//     exception that proves the rule: it is widened two lines at a time in
-//     "pair order" (kBf16PairOrder), which saves half the widening work and
-//     so needs the activations in the same order (pair_order()).
+//     (both in highway_tile.hpp): a new storage type is one more overload of
+//     each (a quantized block type may instead bring its own fused
+//     dequantise-and-dot tile). bf16 is the exception that proves the rule:
+//     it is widened two lines at a time in "pair order" (kBf16PairOrder),
+//     which saves half the widening work and so needs the activations in the
+//     same order (pair_order()).
 //
 // Order: products first, then the vector ops, so that the header reads
 // against scalar.hpp kernel by kernel.

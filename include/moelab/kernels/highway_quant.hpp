@@ -28,11 +28,11 @@
 //     DRAM, with a software prefetch kPrefetchBytes ahead.
 //   * matmul (prefill, compute-bound): each chunk of 16 rows is decoded once
 //     into a 64-byte aligned f32 panel, then all tokens sweep past it in
-//     highway_tile.hpp's f32 product tile (kTileRows x kTileTokens registers). This
-//     header once had its own copy of that tile; GCC kept that copy's 24
-//     accumulators in memory, a store after every multiply-add (perf
-//     annotate), and dense Q4_K prefill ran at 80-100 tok/s instead of 210-220
-//     (docs/kernels.md).
+//     highway_tile.hpp's f32 product tile (kTileRows x kTileTokens
+//     registers). This header once had its own copy of that tile; GCC kept
+//     that copy's 24 accumulators in memory, a store after every multiply-add
+//     (perf annotate), and dense Q4_K prefill ran at 73-100 tok/s instead of
+//     210-220 (docs/kernels.md).
 //
 // Determinism rule (kernels/backend.hpp): both paths compute each (row,
 // token) dot product as one vector accumulator, acc = MulAdd(w[i..i+N),
@@ -40,8 +40,8 @@
 // path gets w[i..i+N) from the decoder, the panel path (product_tile, which
 // accumulates exactly so) from the decoder's stored output: the same values
 // in the same order, so the bits agree, for any tile shape, thread split or
-// batch. (That is also exactly what the f32
-// product of the dequantised row computes.)
+// batch. (That is also exactly what the f32 product of the dequantised row
+// computes.)
 //
 // Targets: vectors of at most 16 f32 lanes (512 bits), so that a vector never
 // straddles two scale groups (16 weights for Q6_K). SVE/RVV are excluded, as

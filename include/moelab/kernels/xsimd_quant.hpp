@@ -6,17 +6,18 @@
 // Depends on: moelab/kernels/xsimd_tile.hpp (the f32 product tile, for the
 //             prefill panels), moelab/kernels/backend.hpp,
 //             moelab/quant/quant.hpp (block layouts), moelab/tensor.hpp
-//             (FloatBuffer), xsimd 8.x
-//             (<xsimd/xsimd.hpp>; 8.1 API), the standard library.
+//             (FloatBuffer), xsimd 8.x (<xsimd/xsimd.hpp>; 8.1 API), the
+//             standard library.
 //             kernels/xsimd.hpp includes this header at its end.
 //
 // The structure is kernels/highway_quant.hpp's (read that first): one decoder
 // per block type hands exact dequantised f32 vectors, in increasing weight
 // order, to a sink; matvec fuses them into FMAs with x (8 rows at a time),
 // matmul stores them in a 64-byte aligned panel and runs xsimd_tile.hpp's
-// f32 register tile over it (its own copy of that tile ran at two thirds of
-// the speed: dense Q4_K prefill 145-153 -> 203-232 tok/s). Each (row, token) is one vector accumulator fed in index
-// order and summed by xsimd::hadd: matvec, matmul and dot agree bit for bit.
+// f32 register tile over it (this header's own copy of that tile ran at two
+// thirds of the speed: dense Q4_K prefill 115-157 -> 213-231 tok/s). Each
+// (row, token) is one vector accumulator fed in index order and summed by
+// xsimd::hadd: matvec, matmul and dot agree bit for bit.
 //
 // The difference is how bytes become int32 lanes. xsimd 8.1 has no widening
 // load from 8-bit data (its converting load goes through the stack, and it
