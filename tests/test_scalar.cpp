@@ -23,7 +23,7 @@ using namespace moelab;
 namespace {
 
 using test::gamma_n;  // support/error_bounds.hpp
-constexpr double kUnitRoundoff = test::u;
+using test::u;
 
 std::vector<float> random_floats(std::size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
     std::uniform_real_distribution<float> dist(lo, hi);
@@ -94,7 +94,7 @@ TEST_CASE("scalar rmsnorm and l2norm match double", "[scalar]") {
         const double inv_norm = 1.0 / std::max(std::sqrt(sum_sq), static_cast<double>(eps));
         // Sum of squares: gamma(n) relative (all terms positive); then a
         // division, sqrt, reciprocal and two products: + 6u.
-        const double rel = gamma_n(static_cast<double>(n)) + 6 * kUnitRoundoff;
+        const double rel = gamma_n(static_cast<double>(n)) + 6 * u;
         for (std::size_t i = 0; i < n; ++i) {
             const double expected = x[i] * inv_rms * w[i];
             REQUIRE(std::abs(out[i] - expected) <= rel * std::abs(expected) + 1e-30);
@@ -116,7 +116,7 @@ TEST_CASE("scalar softmax matches double and sums to one", "[scalar]") {
         kernels::softmax(backend::scalar{}, x.data(), n);
         // exp of a rounded argument: relative error |x - m| u (the subtraction)
         // + 1 ulp (exp); the sum adds gamma(n); the division and multiply 2u.
-        const double rel = 40 * kUnitRoundoff + gamma_n(static_cast<double>(n)) + 3 * kUnitRoundoff;
+        const double rel = 40 * u + gamma_n(static_cast<double>(n)) + 3 * u;
         double total = 0;
         for (std::size_t i = 0; i < n; ++i) {
             REQUIRE(std::abs(x[i] - expected[i] / sum) <= rel * expected[i] / sum + 1e-37);
@@ -138,9 +138,9 @@ TEST_CASE("scalar silu and swiglu match double", "[scalar]") {
     for (std::size_t i = 0; i < n; ++i) {
         const double silu = x[i] / (1.0 + std::exp(-static_cast<double>(x[i])));
         // exp (1 ulp, plus |x| u from the rounded argument), add, divide, multiply.
-        const double rel = (std::abs(x[i]) + 5) * kUnitRoundoff;
+        const double rel = (std::abs(x[i]) + 5) * u;
         REQUIRE(std::abs(s[i] - silu) <= rel * std::abs(silu) + 1e-37);
-        REQUIRE(std::abs(out[i] - silu * up[i]) <= (rel + kUnitRoundoff) * std::abs(silu * up[i]) + 1e-37);
+        REQUIRE(std::abs(out[i] - silu * up[i]) <= (rel + u) * std::abs(silu * up[i]) + 1e-37);
     }
 }
 
@@ -160,7 +160,7 @@ TEST_CASE("scalar rope rotates planes in both pairings and leaves the tail alone
             const std::size_t ia = style == RopeStyle::interleaved ? 2 * i : i;
             const std::size_t ib = style == RopeStyle::interleaved ? 2 * i + 1 : i + rot_dims / 2;
             const double a = x[ia], b = x[ib];
-            const double bound = 3 * kUnitRoundoff * (std::abs(a * cos[i]) + std::abs(b * sin[i]));
+            const double bound = 3 * u * (std::abs(a * cos[i]) + std::abs(b * sin[i]));
             REQUIRE(std::abs(y[ia] - (a * cos[i] - b * sin[i])) <= bound);
             REQUIRE(std::abs(y[ib] - (a * sin[i] + b * cos[i])) <= bound);
         }
@@ -178,7 +178,7 @@ TEST_CASE("scalar add, scale and axpy", "[scalar]") {
     kernels::scale(backend::scalar{}, s.data(), -3.0f, n);
     for (std::size_t i = 0; i < n; ++i) {
         REQUIRE(out[i] == a[i] + b[i]);  // one correctly rounded operation
-        REQUIRE(std::abs(y[i] - (b[i] + 0.5 * a[i])) <= kUnitRoundoff * std::abs(b[i] + 0.5 * a[i]));
+        REQUIRE(std::abs(y[i] - (b[i] + 0.5 * a[i])) <= u * std::abs(b[i] + 0.5 * a[i]));
         REQUIRE(s[i] == a[i] * -3.0f);
     }
 }

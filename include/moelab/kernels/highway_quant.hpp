@@ -72,10 +72,7 @@ HWY_BEFORE_NAMESPACE();
 namespace moelab::detail {
 namespace HWY_NAMESPACE {
 namespace quant {
-namespace hn = hwy::HWY_NAMESPACE;
-
-using DF = hn::ScalableTag<float>;  // N f32 lanes
-using VF = hn::Vec<DF>;
+// hn, DF (N f32 lanes) and VF: highway_tile.hpp's.
 using DI = hn::RebindToSigned<DF>;  // N int32 lanes
 using VI = hn::Vec<DI>;
 static_assert(hn::MaxLanes(DF()) <= 16, "quantized kernels need vectors of at most 16 f32 lanes");

@@ -49,20 +49,20 @@
 
 namespace moelab::detail::xsimd_quant {
 
-using arch = ::xsimd::default_arch;
-using batch = ::xsimd::batch<float, arch>;  // N f32 lanes
-using ubatch = ::xsimd::batch<std::uint32_t, arch>;
-using ibatch = ::xsimd::batch<std::int32_t, arch>;
-inline constexpr std::size_t N = batch::size;
-static_assert(N <= 16 && 16 % N == 0, "quantized kernels need vectors of at most 16 f32 lanes");
-
-inline constexpr std::size_t kMatvecRows = 8;
-// The panels' blocking and their tile: xsimd_tile.hpp's.
+// The vector types (batch: N f32 lanes), the blocking and the panels' tile:
+// xsimd_tile.hpp's.
+using xsimd_kernels::arch;
+using xsimd_kernels::batch;
+using xsimd_kernels::ibatch;
+using xsimd_kernels::N;
+using xsimd_kernels::ubatch;
 using xsimd_kernels::kChunkRows;
+using xsimd_kernels::kMatvecRows;
+using xsimd_kernels::kPrefetchBytes;
 using xsimd_kernels::kTileRows;
 using xsimd_kernels::kTileTokens;
 using xsimd_kernels::product_tile;
-inline constexpr std::size_t kPrefetchBytes = 512;
+static_assert(N <= 16 && 16 % N == 0, "quantized kernels need vectors of at most 16 f32 lanes");
 inline constexpr std::size_t kWindowBytes = 4 * N;  // one vector of uint32 words
 
 // ---------------------------------------------------------------------------
