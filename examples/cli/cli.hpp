@@ -16,6 +16,7 @@
 
 #include "moelab/dtype.hpp"
 #include "moelab/kernels/scalar.hpp"
+#include "moelab/model/model.hpp"
 #include "moelab/ops/linear.hpp"
 #if MOELAB_HAVE_HIGHWAY
 #include "moelab/kernels/highway.hpp"
@@ -170,9 +171,29 @@ inline ops::ActivationPrecision parse_activations(const Args& args) {
     throw UsageError("--activations must be f32, int8 or bf16 (got '" + v + "')");
 }
 
+// "--q4k-layout interleaved|file": in the int8 mode, whether Q4_K matrices get
+// a copy with rows interleaved 16 at a time (the default; 1.03x their bytes
+// of memory, much faster products) or are read in the file's layout.
+inline bool parse_q4k_interleave(const Args& args) {
+    const std::string v = args.get("q4k-layout", "interleaved");
+    if (v == "interleaved") return true;
+    if (v == "file") return false;
+    throw UsageError("--q4k-layout must be interleaved or file (got '" + v + "')");
+}
+
+// Before a run under `precision` on Backend: in the int8 mode, a backend with
+// products for interleaved Q4_K rows gets the interleaved copies
+// (Model::interleave_q4_k) unless `interleave` is false. Returns the bytes added.
+template <class Backend>
+std::size_t prepare_model(Backend, Model& model, ops::ActivationPrecision precision, bool interleave) {
+    if constexpr (ops::has_int8_x16_product<Backend>)
+        if (precision == ops::ActivationPrecision::int8 && interleave) return model.interleave_q4_k();
+    return 0;
+}
+
 // For banners: what the products run on under `precision`.
 template <class Backend>
-std::string activations_description(Backend backend, ops::ActivationPrecision precision) {
+std::string activations_description(Backend backend, ops::ActivationPrecision precision, bool interleave = false) {
     if (precision == ops::ActivationPrecision::f32) return "f32 activations (exact)";
     const bool int8 = precision == ops::ActivationPrecision::int8;
     const char* isa = nullptr;
@@ -184,7 +205,10 @@ std::string activations_description(Backend backend, ops::ActivationPrecision pr
         if constexpr (requires { kernels::bf16_instruction_set(backend); }) isa = kernels::bf16_instruction_set(backend);
     }
     const std::string applies_to = int8 ? "quantized weights" : "bf16 weights";
-    if (isa) return std::string(int8 ? "int8" : "bf16") + " activations for " + applies_to + ", " + isa;
+    std::string layout;
+    if constexpr (ops::has_int8_x16_product<Backend>)
+        if (int8 && interleave) layout = "; Q4_K rows interleaved 16 at a time (148 bytes per 256 weights)";
+    if (isa) return std::string(int8 ? "int8" : "bf16") + " activations for " + applies_to + ", " + isa + layout;
     return std::string("f32 activations (") + Backend::name + " has no " + (int8 ? "int8" : "bf16") +
            " products in this build)";
 }

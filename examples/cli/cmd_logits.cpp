@@ -47,7 +47,7 @@ std::size_t argmax(const std::vector<float>& x) {
 
 int cmd_logits(int argc, char** argv) {
     const Args args(argc, argv, {});
-    args.allow_only({"model", "tokens", "out", "gen", "gen-out", "routing", "backend", "activations", "t", "threads"});
+    args.allow_only({"model", "tokens", "out", "gen", "gen-out", "routing", "backend", "activations", "q4k-layout", "t", "threads"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string model_path = args.required("model");
     const std::vector<std::int32_t> tokens = parse_token_list(args.required("tokens"));
@@ -59,13 +59,14 @@ int cmd_logits(int argc, char** argv) {
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const ops::ActivationPrecision activations = parse_activations(args);
 
-    const Model model = Model::load(model_path);
+    Model model = Model::load(model_path);
     const std::size_t V = model.config().n_vocab;
     ThreadPool pool(static_cast<std::size_t>(threads));
     RoutingTrace trace;
 
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
+        prepare_model(backend, model, activations, parse_q4k_interleave(args));
         Transformer<Backend> transformer(model, pool, tokens.size() + static_cast<std::size_t>(n_gen));
         if (args.has("routing")) transformer.record_routing(&trace);
         transformer.set_activation_precision(activations);

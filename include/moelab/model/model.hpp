@@ -4,7 +4,8 @@
 //
 // Depends on: moelab/io/gguf.hpp, moelab/io/safetensors.hpp, moelab/model/config_gguf.hpp,
 //             moelab/model/config_hf.hpp, moelab/model/weight_map.hpp, moelab/model/weights.hpp,
-//             moelab/ops/linear.hpp (which dtypes have kernels), nlohmann/json.
+//             moelab/ops/linear.hpp (which dtypes have kernels),
+//             moelab/quant/q4_k_x16.hpp (interleave_q4_k), nlohmann/json.
 //
 // Loading is cheap: files are memory-mapped and matrices stay where they lie,
 // at their stored dtype. What loading does do is check everything a forward
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +35,7 @@
 #include "moelab/model/weight_map.hpp"
 #include "moelab/model/weights.hpp"
 #include "moelab/ops/linear.hpp"
+#include "moelab/quant/q4_k_x16.hpp"
 
 namespace moelab {
 
@@ -49,6 +52,14 @@ public:
     // The GGUF file, when the model came from one (tokenizer and chat template live there).
     const io::GGUFFile* gguf() const { return gguf_.get(); }
 
+    // Opt-in, for the int8-activation mode: gives every Q4_K matrix a copy of
+    // its rows interleaved 16 at a time (quant/q4_k_x16.hpp), which backends
+    // with interleaved products read instead of the file's layout
+    // (ops/linear.hpp). Costs 1.03x those matrices' bytes of memory, once;
+    // the results differ from the file layout's int8 products only in the
+    // rounding of the f32 steps. Idempotent. Returns the bytes it added.
+    std::size_t interleave_q4_k();
+
 private:
     class Binder;
 
@@ -59,6 +70,7 @@ private:
     ModelConfig config_;
     ModelWeights weights_;
     std::deque<std::vector<float>> small_tensors_;  // f32 copies behind the FloatSpans
+    std::deque<InterleavedQ4K> interleaved_;         // behind WeightMatrix::interleaved
 };
 
 // Looks tensors up by internal name, checks them, and makes views.
@@ -155,6 +167,25 @@ private:
     const WeightMap& map_;
     std::string file_;
 };
+
+inline std::size_t Model::interleave_q4_k() {
+    std::size_t added = 0;
+    std::vector<std::pair<const std::byte*, const block_q4_k_x16*>> done;  // a tied LM head is token_embd again
+    for_each_matrix(weights_, [&](WeightMatrix& m) {
+        if (m.dtype != DType::q4_k || m.interleaved || m.rows < kInterleavedRows) return;
+        const auto same = std::find_if(done.begin(), done.end(), [&](const auto& d) { return d.first == m.data; });
+        if (same != done.end()) {
+            m.interleaved = same->second;
+            return;
+        }
+        const InterleavedQ4K& copy =
+            interleaved_.emplace_back(interleave_q4_k_rows(reinterpret_cast<const block_q4_k*>(m.data), m.rows, m.cols));
+        m.interleaved = copy.data();
+        added += copy.size() * sizeof(block_q4_k_x16);
+        done.emplace_back(m.data, m.interleaved);
+    });
+    return added;
+}
 
 inline Model Model::load(const std::filesystem::path& path) {
     Model m;

@@ -73,6 +73,21 @@ struct ModelWeights {
     std::vector<LayerWeights> layers;
 };
 
+// Calls f(m) for every weight matrix of the model, empty ones included
+// (W: ModelWeights or const ModelWeights).
+template <class W, class F>
+void for_each_matrix(W& w, F&& f) {
+    auto ffn = [&](auto& d) { f(d.gate), f(d.up), f(d.down); };
+    f(w.token_embd), f(w.output);
+    for (auto& L : w.layers) {
+        f(L.attn.wq), f(L.attn.wk), f(L.attn.wv), f(L.attn.wo);
+        auto& N = L.deltanet;
+        f(N.in_qkv), f(N.in_z), f(N.in_beta), f(N.in_alpha), f(N.out);
+        ffn(L.ffn), f(L.moe.router), ffn(L.moe.shared), f(L.moe.shared_gate);
+        for (auto& e : L.moe.experts) ffn(e);
+    }
+}
+
 // Reads one byte of every 4 KiB page of every weight matrix, so that a timed
 // run never pays for first-touch page faults of a memory-mapped file (an MoE
 // decode step touches experts that no warm-up token chose). llama.cpp maps its
@@ -80,20 +95,11 @@ struct ModelWeights {
 // read, so that callers can keep the reads from being optimised away.
 inline unsigned touch_weight_pages(const ModelWeights& w) {
     unsigned sum = 0;
-    auto touch = [&](const WeightMatrix& m) {
+    for_each_matrix(w, [&](const WeightMatrix& m) {
         if (m.empty()) return;
         const auto* p = reinterpret_cast<const unsigned char*>(m.data);
         for (std::size_t i = 0; i < m.bytes(); i += 4096) sum += p[i];
-    };
-    auto touch_ffn = [&](const DenseFFNWeights& f) { touch(f.gate), touch(f.up), touch(f.down); };
-    touch(w.token_embd), touch(w.output);
-    for (const LayerWeights& L : w.layers) {
-        touch(L.attn.wq), touch(L.attn.wk), touch(L.attn.wv), touch(L.attn.wo);
-        const DeltaNetWeights& N = L.deltanet;
-        touch(N.in_qkv), touch(N.in_z), touch(N.in_beta), touch(N.in_alpha), touch(N.out);
-        touch_ffn(L.ffn), touch(L.moe.router), touch_ffn(L.moe.shared), touch(L.moe.shared_gate);
-        for (const auto& e : L.moe.experts) touch_ffn(e);
-    }
+    });
     return sum;
 }
 
