@@ -40,7 +40,7 @@
 #include <vector>
 
 #include "moelab/ops/linear.hpp"
-#include "moelab/quant/q4_k_x16.hpp"
+#include "moelab/quant/interleaved.hpp"
 #include "moelab/quant/q8_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
@@ -177,6 +177,7 @@ TEST_CASE("quantize_activations: half a step, the maximum on 127, the stated sum
         REQUIRE(a.dsum16[2 * b] == d * static_cast<float>(s0));
         REQUIRE(a.dsum16[2 * b + 1] == d * static_cast<float>(s1));
         REQUIRE(a.dsum32[b] == d * static_cast<float>(s0 + s1));
+        REQUIRE(a.qsum32[b] == s0 + s1);
     }
     REQUIRE(a.d[2] == 0.0f);  // the zero block
 
@@ -185,6 +186,7 @@ TEST_CASE("quantize_activations: half a step, the maximum on 127, the stated sum
     quantize_activations(x.data(), 1, n, a);
     REQUIRE(std::isnan(a.d[0]));
     REQUIRE(std::isnan(a.dsum32[0]));
+    REQUIRE(a.qsum32[0] == 0);  // the poisoned block's q are 0
     REQUIRE(std::isnan(a.d[300 / 32]));
     REQUIRE(!std::isnan(a.d[1]));
 }
@@ -266,23 +268,26 @@ TEMPLATE_TEST_CASE("every backend's int8 products agree with the specification",
     WARN(backends_with_int8 << " backend(s) in this build have int8 products for " << dtype_name(Block::kDType));
 }
 
-// Q4_K rows interleaved 16 at a time (quant/q4_k_x16.hpp): the same integers,
-// the scales applied per sub-block to 16 rows at once, so the same bound.
-TEST_CASE("interleaved Q4_K products agree with the specification; matvec and matmul bit for bit", "[int8][kernels]") {
+// Rows interleaved 16 at a time (quant/interleaved.hpp): the same integers,
+// the scales applied per group to 16 rows at once, so the same bound.
+TEMPLATE_TEST_CASE("interleaved products agree with the specification; matvec and matmul bit for bit",
+                   "[int8][kernels]", block_q4_k_x16, block_q8_0_x16) {
+    using X16 = TestType;
+    using Block = typename X16::Block;
     std::mt19937 rng(19);
     std::size_t backends_with_x16 = 0;
     test::AllBackends::each([&](auto backend) {
         using Backend = decltype(backend);
-        if constexpr (ops::has_int8_x16_product<Backend>) {
+        if constexpr (ops::has_int8_x16_product<Backend, X16>) {
             ++backends_with_x16;
-            for (const std::size_t n_blocks : {1u, 2u, 3u, 8u, 9u}) {
-                const std::size_t cols = n_blocks * 256;
+            for (const std::size_t n_x16 : {1u, 2u, 3u, 5u, 8u, 9u}) {  // Q8_0: 5 and 9 leave a chunk after the 4-chunk steps
+                const std::size_t cols = n_x16 * X16::kWeights, n_blocks = cols / Block::kWeights;
                 for (const std::size_t rows : {16u, 32u, 35u}) {  // 35: two groups and 3 rows left in the file's layout
                     const std::size_t n_tokens = 9;  // tiles of 4 tokens: two tiles and a tail
-                    const auto w = random_blocks<block_q4_k>(rows * n_blocks, rng);
-                    const InterleavedQ4K x16 = interleave_q4_k_rows(w.data(), rows, cols);
+                    const auto w = random_blocks<Block>(rows * n_blocks, rng);
+                    const auto x16 = interleave_rows<X16>(w.data(), rows, cols);
                     const std::size_t groups = rows / 16;
-                    REQUIRE(x16.size() == groups * n_blocks);
+                    REQUIRE(x16.size() == groups * n_x16);
                     const auto x = random_activations(n_tokens * cols, rng);
                     Q8Activations a;
                     quantize_activations(x.data(), n_tokens, cols, a);
@@ -307,8 +312,8 @@ TEST_CASE("interleaved Q4_K products agree with the specification; matvec and ma
             }
         }
     });
-    if (backends_with_x16 == 0) WARN("SKIPPED: no backend in this build has interleaved Q4_K products");
-    else WARN(backends_with_x16 << " backend(s) in this build have interleaved Q4_K products");
+    if (backends_with_x16 == 0) WARN("SKIPPED: no backend in this build has interleaved " << dtype_name(Block::kDType) << " products");
+    else WARN(backends_with_x16 << " backend(s) in this build have interleaved " << dtype_name(Block::kDType) << " products");
 }
 
 // ---------------------------------------------------------------------------
@@ -341,39 +346,45 @@ TEMPLATE_TEST_CASE("ops::linear in int8 mode: any thread count, same bits; plain
     }
 }
 
-TEMPLATE_TEST_CASE("ops::linear on interleaved Q4_K: any thread count and any split of the rows, same bits", "[int8]",
+TEMPLATE_TEST_CASE("ops::linear on interleaved rows: any thread count and any split of the rows, same bits", "[int8]",
                    MOELAB_TEST_BACKENDS) {
     std::mt19937 rng(23);
     const std::size_t rows = 200, cols = 512, n_tokens = 5;  // 12 groups of 16, 8 rows in the file's layout
-    const auto blocks = random_blocks<block_q4_k>(rows * cols / 256, rng);
-    const InterleavedQ4K x16 = interleave_q4_k_rows(blocks.data(), rows, cols);
-    const WeightMatrix plain{DType::q4_k, reinterpret_cast<const std::byte*>(blocks.data()), rows, cols};
-    WeightMatrix interleaved = plain;
-    interleaved.interleaved = x16.data();
     const auto x = random_activations(n_tokens * cols, rng);
-    using P = ops::ActivationPrecision;
-    for (const std::size_t tokens : {std::size_t{1}, n_tokens}) {
-        auto run = [&](const WeightMatrix& w, std::size_t threads) {
-            ThreadPool pool(threads);
-            std::vector<float> y(tokens * rows);
-            ops::linear(TestType{}, pool, w, x.data(), tokens, y.data(), P::int8);
-            return y;
-        };
-        const auto one = run(interleaved, 1);
-        for (const std::size_t threads : {2u, 3u})
-            REQUIRE(std::memcmp(one.data(), run(interleaved, threads).data(), one.size() * 4) == 0);
-        // Splits that cut groups (7, 40, 197) give the same bits as whole groups.
-        ops::RoundedActivations scratch;
-        const ops::ProductInput in = ops::round_for(TestType{}, P::int8, {&interleaved}, x.data(), tokens, cols, scratch);
-        std::vector<float> split(tokens * rows);
-        const std::size_t cuts[] = {0, 7, 40, 197, rows};
-        for (std::size_t i = 0; i + 1 < std::size(cuts); ++i)
-            ops::linear_rows(TestType{}, interleaved, cuts[i], cuts[i + 1], in, tokens, split.data(), rows);
-        REQUIRE(std::memcmp(one.data(), split.data(), one.size() * 4) == 0);
-        // The copy is used exactly where a backend has interleaved products.
-        const bool same_as_plain = std::memcmp(one.data(), run(plain, 2).data(), one.size() * 4) == 0;
-        CHECK(same_as_plain != ops::has_int8_x16_product<TestType>);
-    }
+    auto check = [&]<class X16>(X16) {
+        using Block = typename X16::Block;
+        INFO(dtype_name(Block::kDType));
+        const auto blocks = random_blocks<Block>(rows * cols / Block::kWeights, rng);
+        const auto x16 = interleave_rows<X16>(blocks.data(), rows, cols);
+        const WeightMatrix plain{Block::kDType, reinterpret_cast<const std::byte*>(blocks.data()), rows, cols};
+        WeightMatrix interleaved = plain;
+        interleaved.interleaved = reinterpret_cast<const std::byte*>(x16.data());
+        using P = ops::ActivationPrecision;
+        for (const std::size_t tokens : {std::size_t{1}, n_tokens}) {
+            auto run = [&](const WeightMatrix& w, std::size_t threads) {
+                ThreadPool pool(threads);
+                std::vector<float> y(tokens * rows);
+                ops::linear(TestType{}, pool, w, x.data(), tokens, y.data(), P::int8);
+                return y;
+            };
+            const auto one = run(interleaved, 1);
+            for (const std::size_t threads : {2u, 3u})
+                REQUIRE(std::memcmp(one.data(), run(interleaved, threads).data(), one.size() * 4) == 0);
+            // Splits that cut groups (7, 40, 197) give the same bits as whole groups.
+            ops::RoundedActivations scratch;
+            const ops::ProductInput in = ops::round_for(TestType{}, P::int8, {&interleaved}, x.data(), tokens, cols, scratch);
+            std::vector<float> split(tokens * rows);
+            const std::size_t cuts[] = {0, 7, 40, 197, rows};
+            for (std::size_t i = 0; i + 1 < std::size(cuts); ++i)
+                ops::linear_rows(TestType{}, interleaved, cuts[i], cuts[i + 1], in, tokens, split.data(), rows);
+            REQUIRE(std::memcmp(one.data(), split.data(), one.size() * 4) == 0);
+            // The copy is used exactly where a backend has interleaved products.
+            const bool same_as_plain = std::memcmp(one.data(), run(plain, 2).data(), one.size() * 4) == 0;
+            CHECK(same_as_plain != ops::has_int8_x16_product<TestType, X16>);
+        }
+    };
+    check(block_q4_k_x16{});
+    check(block_q8_0_x16{});
 }
 
 // ---------------------------------------------------------------------------
@@ -395,27 +406,29 @@ TEMPLATE_TEST_CASE("int8 mode on the fixtures: thread-count invariant, a no-op w
         });
 }
 
-TEMPLATE_TEST_CASE("int8 mode on the Q4_K fixture with interleaved rows: thread-count invariant", "[int8][fixtures]",
-                   MOELAB_TEST_BACKENDS) {
+TEMPLATE_TEST_CASE("int8 mode on the Q4_K and Q8_0 fixtures with interleaved rows: thread-count invariant",
+                   "[int8][fixtures]", MOELAB_TEST_BACKENDS) {
     MOELAB_REQUIRE_FIXTURES();
     const nlohmann::json manifest = test::manifest();
+    std::size_t models = 0;
     for (const auto& entry : manifest["models"]) {
-        if (entry["name"] != "qwen3-moe-256-q4_k_m") continue;
+        const std::string name = entry["name"];
+        if (name != "qwen3-moe-256-q4_k_m" && name != "qwen3-moe-256-q8_0") continue;
+        ++models;
         Model model = Model::load(test::fixtures_dir() / entry["gguf"].get<std::string>());
         const auto tokens = entry["cases"][1]["tokens"].get<std::vector<std::int32_t>>();
         const auto file_layout = test::prompt_logits<TestType>(model, tokens, 2, ops::ActivationPrecision::int8);
-        const std::size_t added = model.interleave_q4_k();
-        REQUIRE(added > 0);  // the model has Q4_K matrices of 16 rows or more
-        REQUIRE(model.interleave_q4_k() == 0);  // idempotent
+        const std::size_t added = model.interleave_for_int8();
+        REQUIRE(added > 0);  // the model has Q4_K or Q8_0 matrices of 16 rows or more
+        REQUIRE(model.interleave_for_int8() == 0);  // idempotent
         const auto one = test::prompt_logits<TestType>(model, tokens, 1, ops::ActivationPrecision::int8);
         const auto three = test::prompt_logits<TestType>(model, tokens, 3, ops::ActivationPrecision::int8);
         REQUIRE(std::memcmp(one.data(), three.data(), one.size() * 4) == 0);
         const auto exact = test::read_f32(test::fixtures_dir() / entry["cases"][1]["logits_exact"].get<std::string>());
         REQUIRE(exact.size() == one.size());
-        WARN(TestType::name << ", int8, interleaved Q4_K (" << added << " bytes): max |diff| vs logits_exact "
-                            << test::max_abs_diff(one.data(), exact.data(), exact.size()).value << ", vs the file layout "
-                            << test::max_abs_diff(one.data(), file_layout.data(), one.size()).value);
-        return;
+        WARN(name << " (" << TestType::name << ", int8, interleaved copies of " << added << " bytes): max |diff| vs logits_exact "
+                  << test::max_abs_diff(one.data(), exact.data(), exact.size()).value << ", vs the file layout "
+                  << test::max_abs_diff(one.data(), file_layout.data(), one.size()).value);
     }
-    FAIL("the manifest has no qwen3-moe-256-q4_k_m");
+    REQUIRE(models == 2);
 }

@@ -171,24 +171,26 @@ inline ops::ActivationPrecision parse_activations(const Args& args) {
     throw UsageError("--activations must be f32, int8 or bf16 (got '" + v + "')");
 }
 
-// "--q4k-layout interleaved|file": in the int8 mode, whether Q4_K matrices get
-// a copy with rows interleaved 16 at a time (the default; 1.03x their bytes
-// of memory, much faster products) or are read in the file's layout.
-inline bool parse_q4k_interleave(const Args& args) {
-    const std::string v = args.get("q4k-layout", "interleaved");
+// "--int8-layout interleaved|file": in the int8 mode, whether Q4_K and Q8_0
+// matrices get a copy with rows interleaved 16 at a time (the default; their
+// bytes again in memory, faster products) or are read in the file's layout.
+inline bool parse_int8_interleave(const Args& args) {
+    const std::string v = args.get("int8-layout", "interleaved");
     if (v == "interleaved") return true;
     if (v == "file") return false;
-    throw UsageError("--q4k-layout must be interleaved or file (got '" + v + "')");
+    throw UsageError("--int8-layout must be interleaved or file (got '" + v + "')");
 }
 
-// Before a run under `precision` on Backend: in the int8 mode, a backend with
-// products for interleaved Q4_K rows gets the interleaved copies
-// (Model::interleave_q4_k) unless `interleave` is false. Returns the bytes added.
+// Before a run under `precision` on Backend: in the int8 mode, the weight
+// types Backend has interleaved products for get interleaved copies
+// (Model::interleave_for_int8) unless `interleave` is false. Returns the bytes added.
 template <class Backend>
 std::size_t prepare_model(Backend, Model& model, ops::ActivationPrecision precision, bool interleave) {
-    if constexpr (ops::has_int8_x16_product<Backend>)
-        if (precision == ops::ActivationPrecision::int8 && interleave) return model.interleave_q4_k();
-    return 0;
+    if (precision != ops::ActivationPrecision::int8 || !interleave) return 0;
+    std::size_t added = 0;
+    for (const DType t : {DType::q4_k, DType::q8_0})
+        if (ops::reads_interleaved<Backend>(t)) added += model.interleave_for_int8({t});
+    return added;
 }
 
 // For banners: what the products run on under `precision`.
@@ -206,8 +208,12 @@ std::string activations_description(Backend backend, ops::ActivationPrecision pr
     }
     const std::string applies_to = int8 ? "quantized weights" : "bf16 weights";
     std::string layout;
-    if constexpr (ops::has_int8_x16_product<Backend>)
-        if (int8 && interleave) layout = "; Q4_K rows interleaved 16 at a time (148 bytes per 256 weights)";
+    if (int8 && interleave) {
+        const bool q4_k = ops::reads_interleaved<Backend>(DType::q4_k), q8_0 = ops::reads_interleaved<Backend>(DType::q8_0);
+        if (q4_k || q8_0)
+            layout = std::string("; ") + (q4_k && q8_0 ? "Q4_K and Q8_0" : q4_k ? "Q4_K" : "Q8_0") +
+                     " rows interleaved 16 at a time (Q4_K: 148 bytes per 256 weights)";
+    }
     if (isa) return std::string(int8 ? "int8" : "bf16") + " activations for " + applies_to + ", " + isa + layout;
     return std::string("f32 activations (") + Backend::name + " has no " + (int8 ? "int8" : "bf16") +
            " products in this build)";

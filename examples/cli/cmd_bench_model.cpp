@@ -82,7 +82,7 @@ std::vector<std::size_t> parse_sizes(const std::string& text, const std::string&
 
 int cmd_bench_model(int argc, char** argv) {
     const Args args(argc, argv, {});
-    args.allow_only({"model", "prefill", "decode", "reps", "backend", "activations", "q4k-layout", "t", "threads", "json"});
+    args.allow_only({"model", "prefill", "decode", "reps", "backend", "activations", "int8-layout", "t", "threads", "json"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string path = args.required("model");
     const auto prefills = parse_sizes(args.get("prefill", "64,512"), "--prefill");
@@ -108,16 +108,16 @@ int cmd_bench_model(int argc, char** argv) {
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
         const std::size_t T = pool.size();
-        const std::size_t interleaved_bytes = prepare_model(backend, model, activations, parse_q4k_interleave(args));
+        const std::size_t interleaved_bytes = prepare_model(backend, model, activations, parse_int8_interleave(args));
         const CeilingMeasurement bw = measure_read_bandwidth(backend, pool);
         const CeilingMeasurement peak = measure_peak_flops(backend, pool);
         std::printf("moelab bench --model %s\n", path.c_str());
         std::printf("  backend %s — %s, %zu threads; weights %s, %.2f GB stored, %.3f GB read per decoded token\n",
                     Backend::name, instruction_set(backend), T, std::string(dtype_name(model.weights().token_embd.dtype)).c_str(),
                     static_cast<double>(cost.total_bytes) / 1e9, static_cast<double>(cost.bytes_per_token) / 1e9);
-        std::printf("  products: %s\n", activations_description(backend, activations, parse_q4k_interleave(args)).c_str());
+        std::printf("  products: %s\n", activations_description(backend, activations, parse_int8_interleave(args)).c_str());
         if (interleaved_bytes > 0)
-            std::printf("  interleaved Q4_K copies: %.3f GB (GB/s below counts the file's bytes, 144 per 256 weights)\n",
+            std::printf("  interleaved copies: %.3f GB (GB/s below counts the file's bytes: Q4_K 144 per 256 weights)\n",
                         static_cast<double>(interleaved_bytes) / 1e9);
         std::printf("  machine (measured now; wall / cpu): read bandwidth %.1f / %.1f GB/s, peak %.0f / %.0f GFLOP/s\n",
                     bw.median, bw.median_cpu, peak.median, peak.median_cpu);
@@ -204,7 +204,7 @@ int cmd_bench_model(int argc, char** argv) {
                     100 * peak_moved,
                     std::abs(bw_moved) > 0.15 || std::abs(peak_moved) > 0.15 ? ": the ceilings moved, so %bw and %peak are uncertain by as much" : "");
         report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", T},
-                             {"activations", activations_description(backend, activations, parse_q4k_interleave(args))},
+                             {"activations", activations_description(backend, activations, parse_int8_interleave(args))},
                              {"read_gb_per_s", bw.median}, {"read_gb_per_s_cpu", bw.median_cpu},
                              {"peak_gflops", peak.median}, {"peak_gflops_cpu", peak.median_cpu},
                              {"read_gb_per_s_after", bw_after.median}, {"read_gb_per_s_cpu_after", bw_after.median_cpu},

@@ -47,7 +47,7 @@ std::size_t argmax(const std::vector<float>& x) {
 
 int cmd_logits(int argc, char** argv) {
     const Args args(argc, argv, {});
-    args.allow_only({"model", "tokens", "out", "gen", "gen-out", "routing", "backend", "activations", "q4k-layout", "t", "threads"});
+    args.allow_only({"model", "tokens", "out", "gen", "gen-out", "routing", "backend", "activations", "int8-layout", "t", "threads"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string model_path = args.required("model");
     const std::vector<std::int32_t> tokens = parse_token_list(args.required("tokens"));
@@ -66,7 +66,7 @@ int cmd_logits(int argc, char** argv) {
 
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
-        prepare_model(backend, model, activations, parse_q4k_interleave(args));
+        prepare_model(backend, model, activations, parse_int8_interleave(args));
         Transformer<Backend> transformer(model, pool, tokens.size() + static_cast<std::size_t>(n_gen));
         if (args.has("routing")) transformer.record_routing(&trace);
         transformer.set_activation_precision(activations);

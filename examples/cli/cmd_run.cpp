@@ -107,7 +107,7 @@ void print_expert_usage(const GenerationResult& r, const ModelConfig& c) {
 int cmd_run(int argc, char** argv) {
     const Args args(argc, argv, {"chat"});
     args.allow_only({"model", "prompt", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty", "seed", "chat",
-                     "system", "stop", "ctx", "backend", "activations", "q4k-layout", "t", "threads"});
+                     "system", "stop", "ctx", "backend", "activations", "int8-layout", "t", "threads"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string prompt_text = args.required("prompt");
     GenerationOptions options;
@@ -174,7 +174,7 @@ int cmd_run(int argc, char** argv) {
                      pool.size());
     });
     const GenerationResult r = with_backend(backend_name, [&](auto backend) {
-        prepare_model(backend, model, parse_activations(args), parse_q4k_interleave(args));
+        prepare_model(backend, model, parse_activations(args), parse_int8_interleave(args));
         Transformer<decltype(backend)> transformer(model, pool, max_ctx);
         transformer.set_activation_precision(parse_activations(args));
         return generate(transformer, tokenizer, prompt, options, [&](std::string_view piece) {

@@ -5,8 +5,9 @@
 //
 // Weights are never copied or widened at load time: a WeightMatrix points into
 // the memory-mapped file and carries the dtype it was stored in. Kernels read
-// it row by row. (One opt-in exception: Model::interleave_q4_k adds a second,
-// interleaved copy of Q4_K matrices for the int8-activation products.) Shapes are written outermost first (PyTorch order), so a
+// it row by row. (One opt-in exception: Model::interleave_for_int8 adds a
+// second, interleaved copy of Q4_K and Q8_0 matrices for the int8-activation
+// products.) Shapes are written outermost first (PyTorch order), so a
 // linear layer y = W x with W of shape (rows, cols) has `rows` output features
 // and `cols` input features, and each row is contiguous.
 #pragma once
@@ -19,18 +20,17 @@
 
 namespace moelab {
 
-struct block_q4_k_x16;  // quant/q4_k_x16.hpp
-
 // (rows, cols) row-major matrix at any dtype; row r starts at data + r * row_bytes().
 struct WeightMatrix {
     DType dtype = DType::f32;
     const std::byte* data = nullptr;
     std::size_t rows = 0;  // output features
     std::size_t cols = 0;  // input features; a multiple of dtype_traits(dtype).block_elems
-    // Q4_K only, optional: rows [0, rows / 16 * 16) again, interleaved 16 at a
-    // time (quant/q4_k_x16.hpp), read by the int8 products of backends that
-    // have them (ops/linear.hpp); nullptr: none. Owned elsewhere (the Model).
-    const block_q4_k_x16* interleaved = nullptr;
+    // Optional (Q4_K, Q8_0): rows [0, rows / 16 * 16) again, interleaved 16 at
+    // a time (quant/interleaved.hpp: block_q4_k_x16 or block_q8_0_x16, by
+    // dtype), read by the int8 products of backends that have them
+    // (ops/linear.hpp); nullptr: none. Owned elsewhere (the Model).
+    const std::byte* interleaved = nullptr;
 
     bool empty() const { return data == nullptr; }
     std::size_t row_bytes() const { return moelab::row_bytes(dtype, cols); }

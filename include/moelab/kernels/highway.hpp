@@ -542,5 +542,5 @@ inline double fma_peak_probe(backend::highway, std::size_t iterations) {
 // the opt-in int8-activation and bf16-activation versions.
 #include "moelab/kernels/highway_quant.hpp"
 #include "moelab/kernels/highway_int8.hpp"
-#include "moelab/kernels/highway_q4_k_x16.hpp"
+#include "moelab/kernels/highway_interleaved.hpp"
 #include "moelab/kernels/highway_bf16.hpp"

@@ -5,7 +5,7 @@
 // Depends on: moelab/io/gguf.hpp, moelab/io/safetensors.hpp, moelab/model/config_gguf.hpp,
 //             moelab/model/config_hf.hpp, moelab/model/weight_map.hpp, moelab/model/weights.hpp,
 //             moelab/ops/linear.hpp (which dtypes have kernels),
-//             moelab/quant/q4_k_x16.hpp (interleave_q4_k), nlohmann/json.
+//             moelab/quant/interleaved.hpp (interleave_for_int8), nlohmann/json.
 //
 // Loading is cheap: files are memory-mapped and matrices stay where they lie,
 // at their stored dtype. What loading does do is check everything a forward
@@ -18,6 +18,7 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -35,7 +36,7 @@
 #include "moelab/model/weight_map.hpp"
 #include "moelab/model/weights.hpp"
 #include "moelab/ops/linear.hpp"
-#include "moelab/quant/q4_k_x16.hpp"
+#include "moelab/quant/interleaved.hpp"
 
 namespace moelab {
 
@@ -52,13 +53,14 @@ public:
     // The GGUF file, when the model came from one (tokenizer and chat template live there).
     const io::GGUFFile* gguf() const { return gguf_.get(); }
 
-    // Opt-in, for the int8-activation mode: gives every Q4_K matrix a copy of
-    // its rows interleaved 16 at a time (quant/q4_k_x16.hpp), which backends
-    // with interleaved products read instead of the file's layout
-    // (ops/linear.hpp). Costs 1.03x those matrices' bytes of memory, once;
-    // the results differ from the file layout's int8 products only in the
-    // rounding of the f32 steps. Idempotent. Returns the bytes it added.
-    std::size_t interleave_q4_k();
+    // Opt-in, for the int8-activation mode: gives every Q4_K and Q8_0 matrix
+    // of `dtypes` a copy of its rows interleaved 16 at a time
+    // (quant/interleaved.hpp), which backends with interleaved products read
+    // instead of the file's layout (ops/linear.hpp). Costs those matrices'
+    // bytes again in memory (Q4_K 1.03x), once; the results differ from the
+    // file layout's int8 products only in the rounding of the f32 steps.
+    // Idempotent. Returns the bytes it added.
+    std::size_t interleave_for_int8(std::initializer_list<DType> dtypes = {DType::q4_k, DType::q8_0});
 
 private:
     class Binder;
@@ -70,7 +72,8 @@ private:
     ModelConfig config_;
     ModelWeights weights_;
     std::deque<std::vector<float>> small_tensors_;  // f32 copies behind the FloatSpans
-    std::deque<InterleavedQ4K> interleaved_;         // behind WeightMatrix::interleaved
+    std::deque<Interleaved<block_q4_k_x16>> interleaved_q4_k_;  // behind WeightMatrix::interleaved
+    std::deque<Interleaved<block_q8_0_x16>> interleaved_q8_0_;
 };
 
 // Looks tensors up by internal name, checks them, and makes views.
@@ -168,20 +171,22 @@ private:
     std::string file_;
 };
 
-inline std::size_t Model::interleave_q4_k() {
+inline std::size_t Model::interleave_for_int8(std::initializer_list<DType> dtypes) {
     std::size_t added = 0;
-    std::vector<std::pair<const std::byte*, const block_q4_k_x16*>> done;  // a tied LM head is token_embd again
+    std::vector<std::pair<const std::byte*, const std::byte*>> done;  // a tied LM head is token_embd again
+    auto copy = [&]<class X16>(std::deque<Interleaved<X16>>& store, const WeightMatrix& m) {
+        const Interleaved<X16>& c = store.emplace_back(interleave_rows<X16>(reinterpret_cast<const typename X16::Block*>(m.data), m.rows, m.cols));
+        added += c.size() * sizeof(X16);
+        return reinterpret_cast<const std::byte*>(c.data());
+    };
     for_each_matrix(weights_, [&](WeightMatrix& m) {
-        if (m.dtype != DType::q4_k || m.interleaved || m.rows < kInterleavedRows) return;
-        const auto same = std::find_if(done.begin(), done.end(), [&](const auto& d) { return d.first == m.data; });
-        if (same != done.end()) {
-            m.interleaved = same->second;
+        if (m.interleaved || !interleavable(m.dtype, m.rows, m.cols) ||
+            std::find(dtypes.begin(), dtypes.end(), m.dtype) == dtypes.end())
             return;
-        }
-        const InterleavedQ4K& copy =
-            interleaved_.emplace_back(interleave_q4_k_rows(reinterpret_cast<const block_q4_k*>(m.data), m.rows, m.cols));
-        m.interleaved = copy.data();
-        added += copy.size() * sizeof(block_q4_k_x16);
+        const auto same = std::find_if(done.begin(), done.end(), [&](const auto& d) { return d.first == m.data; });
+        if (same != done.end()) m.interleaved = same->second;
+        else if (m.dtype == DType::q4_k) m.interleaved = copy(interleaved_q4_k_, m);
+        else m.interleaved = copy(interleaved_q8_0_, m);
         done.emplace_back(m.data, m.interleaved);
     });
     return added;

@@ -6,7 +6,7 @@
 //             moelab/quant/quant.hpp (the quantized block types),
 //             moelab/quant/q8_activations.hpp, moelab/quant/bf16_activations.hpp
 //             (the opt-in int8- and bf16-activation products),
-//             moelab/quant/q4_k_x16.hpp (interleaved Q4_K rows for them),
+//             moelab/quant/interleaved.hpp (interleaved rows for them),
 //             moelab/kernels/scalar.hpp (the reference backend is always there);
 //             for a SIMD backend, include its header too (kernels/highway.hpp,
 //             kernels/xsimd.hpp) anywhere in the translation unit.
@@ -29,7 +29,7 @@
 #include "moelab/kernels/backend.hpp"
 #include "moelab/kernels/scalar.hpp"
 #include "moelab/quant/bf16_activations.hpp"
-#include "moelab/quant/q4_k_x16.hpp"
+#include "moelab/quant/interleaved.hpp"
 #include "moelab/quant/q8_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "moelab/tensor.hpp"
@@ -107,13 +107,31 @@ constexpr bool has_int8_product = requires(Backend b, const Block* w, Q8Row x, Q
     matmul(b, w, std::size_t{}, std::size_t{}, xs, std::size_t{}, y, std::size_t{});
 };
 
-// Products of Q4_K rows interleaved 16 at a time (quant/q4_k_x16.hpp) with
-// int8 activations: groups of 16 rows, y[t * y_stride + r].
-template <class Backend>
-constexpr bool has_int8_x16_product = requires(Backend b, const block_q4_k_x16* w, Q8Row x, Q8Rows xs, float* y) {
+// Products of rows interleaved 16 at a time (quant/interleaved.hpp; X16 =
+// block_q4_k_x16, block_q8_0_x16) with int8 activations: groups of 16 rows,
+// y[t * y_stride + r].
+template <class Backend, class X16>
+constexpr bool has_int8_x16_product = requires(Backend b, const X16* w, Q8Row x, Q8Rows xs, float* y) {
     matvec(b, w, std::size_t{}, std::size_t{}, x, y);
     matmul(b, w, std::size_t{}, std::size_t{}, xs, std::size_t{}, y, std::size_t{});
 };
+
+// Calls f(X16{}) with the interleaved layout of `dtype` if Backend has
+// products for it, and returns whether it did.
+template <class Backend, class F>
+bool visit_interleaved(DType dtype, F&& f) {
+    if constexpr (has_int8_x16_product<Backend, block_q4_k_x16>)
+        if (dtype == DType::q4_k) return f(block_q4_k_x16{}), true;
+    if constexpr (has_int8_x16_product<Backend, block_q8_0_x16>)
+        if (dtype == DType::q8_0) return f(block_q8_0_x16{}), true;
+    return false;
+}
+
+// True when Backend reads interleaved copies of `dtype` in the int8 mode.
+template <class Backend>
+bool reads_interleaved(DType dtype) {
+    return visit_interleaved<Backend>(dtype, [](auto) {});
+}
 
 template <class Backend>
 constexpr bool has_bf16_product = requires(Backend b, const bf16* w, const bf16* x, float* y) {
@@ -191,30 +209,31 @@ ProductInput round_for(Backend backend, ActivationPrecision precision,
     return in;
 }
 
-// Rows [row_begin, row_end) of a Q4_K matrix's interleaved copy (all below
-// w.rows / 16 * 16), int8 activations. Whole groups go to the backend's
+// Rows [row_begin, row_end) of a matrix's interleaved copy (X16's layout; all
+// below w.rows / 16 * 16), int8 activations. Whole groups go to the backend's
 // interleaved products; a group the range cuts is computed whole, token by
 // token, into 16 lanes of scratch, and the range's rows copied out: a row's
 // result does not depend on the rows computed with it (highway_q4_k_x16.hpp),
 // so any split of the rows gives the same bits.
-template <class Backend>
+template <class X16, class Backend>
 void interleaved_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, std::size_t row_end, Q8Rows x,
                       std::size_t n_tokens, float* y, std::size_t ldy) {
     constexpr std::size_t G = kInterleavedRows;
-    const std::size_t row_blocks = w.cols / block_q4_k::kWeights;
+    const std::size_t row_blocks = w.cols / X16::kWeights;
+    const X16* copy = reinterpret_cast<const X16*>(w.interleaved);
     std::size_t r = row_begin;
     auto part_of_group = [&](std::size_t end) {
         const std::size_t group = r / G;
         float lanes[G];
         for (std::size_t t = 0; t < n_tokens; ++t) {
-            matvec(backend, w.interleaved + group * row_blocks, 1, w.cols, x[t], lanes);
+            matvec(backend, copy + group * row_blocks, 1, w.cols, x[t], lanes);
             for (std::size_t i = r; i < end; ++i) y[t * ldy + i] = lanes[i - group * G];
         }
         r = end;
     };
     if (r % G != 0) part_of_group(std::min(row_end, (r / G + 1) * G));
     if (const std::size_t groups = (row_end - r) / G; groups > 0) {
-        const block_q4_k_x16* first = w.interleaved + r / G * row_blocks;
+        const X16* first = copy + r / G * row_blocks;
         if (n_tokens == 1) matvec(backend, first, groups, w.cols, x[0], y + r);
         else matmul(backend, first, groups, w.cols, x, n_tokens, y + r, ldy);
         r += groups * G;
@@ -229,13 +248,12 @@ template <class Backend>
 void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, std::size_t row_end,
                  const ProductInput& x, std::size_t n_tokens, float* y, std::size_t ldy) {
     if (x.x_q8.q && int8_capable(backend, w)) {
-        if constexpr (has_int8_x16_product<Backend>) {  // the interleaved copy's rows, where there is one
-            const std::size_t interleaved_end = w.interleaved ? std::min(row_end, w.rows / kInterleavedRows * kInterleavedRows) : 0;
-            if (row_begin < interleaved_end) {
-                interleaved_rows(backend, w, row_begin, interleaved_end, x.x_q8, n_tokens, y, ldy);
-                row_begin = interleaved_end;
-            }
-        }
+        const std::size_t interleaved_end = w.interleaved ? std::min(row_end, w.rows / kInterleavedRows * kInterleavedRows) : 0;
+        if (row_begin < interleaved_end &&  // the interleaved copy's rows, where there is one and the backend reads it
+            visit_interleaved<Backend>(w.dtype, [&]<class X16>(X16) {
+                interleaved_rows<X16>(backend, w, row_begin, interleaved_end, x.x_q8, n_tokens, y, ldy);
+            }))
+            row_begin = interleaved_end;
         if (row_begin == row_end) return;
         visit_quant_block(w.dtype, [&]<class Block>(Block) {
             if constexpr (has_int8_product<Backend, Block>) {

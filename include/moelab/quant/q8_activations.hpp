@@ -23,6 +23,7 @@
 //     q[i]   = round_half_even(x[i] / d[b])  in [-127, 127]      x[i] ~ d[b] q[i]
 //     dsum16 = d[b] * (sum of q over each half block)   (for offsets of 16-weight groups)
 //     dsum32 = d[b] * (sum of q over the block)         (for offsets of 32-weight groups)
+//     qsum32 = sum of q over the block                  (an integer; for interleaved Q8_0's +128)
 //
 // (llama.cpp rounds d to f16 for 32-blocks and shares one d per 256 values
 // for its k-quants; one f32 d per 32 values is at least as fine.)
@@ -84,6 +85,7 @@ struct Q8Row {
     const float* dsum16 = nullptr;   // (cols / 16)
     const float* dsum32 = nullptr;   // (cols / 32)
     const std::int8_t* q_kquant = nullptr;  // (cols) q in K-quant nibble order (below); SIMD kernels only
+    const std::int32_t* qsum32 = nullptr;   // (cols / 32)
 };
 
 // Consecutive tokens' rows: token t of the view is row first + t of the owner.
@@ -93,14 +95,15 @@ struct Q8Rows {
     const float* dsum16 = nullptr;
     const float* dsum32 = nullptr;
     const std::int8_t* q_kquant = nullptr;
+    const std::int32_t* qsum32 = nullptr;
     std::size_t cols = 0;
     Q8Row operator[](std::size_t t) const {
         return {q + t * cols, d + t * (cols / 32), dsum16 + t * (cols / 16), dsum32 + t * (cols / 32),
-                q_kquant ? q_kquant + t * cols : nullptr};
+                q_kquant ? q_kquant + t * cols : nullptr, qsum32 + t * (cols / 32)};
     }
     Q8Rows from(std::size_t first) const {
         const Q8Row r = (*this)[first];
-        return {r.q, r.d, r.dsum16, r.dsum32, r.q_kquant, cols};
+        return {r.q, r.d, r.dsum16, r.dsum32, r.q_kquant, r.qsum32, cols};
     }
 };
 
@@ -114,9 +117,11 @@ struct Q8Activations {
     std::size_t n_tokens = 0, cols = 0;
     std::vector<std::int8_t, AlignedAllocator<std::int8_t>> q, q_kquant;  // (n_tokens, cols), 64-byte aligned
     std::vector<float> d, dsum16, dsum32;                                 // (n_tokens, cols / 32 | 16 | 32)
+    std::vector<std::int32_t> qsum32;                                     // (n_tokens, cols / 32)
     bool has_kquant_order = false;  // q_kquant written by the last quantize_activations
     Q8Rows rows() const {
-        return {q.data(), d.data(), dsum16.data(), dsum32.data(), has_kquant_order ? q_kquant.data() : nullptr, cols};
+        return {q.data(), d.data(), dsum16.data(), dsum32.data(), has_kquant_order ? q_kquant.data() : nullptr,
+                qsum32.data(), cols};
     }
 };
 
@@ -134,7 +139,8 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
     out.has_kquant_order = kquant_order;
     if (out.q.size() < n) out.q.resize(n);
     if (kquant_order && out.q_kquant.size() < n) out.q_kquant.resize(n);
-    if (out.d.size() < blocks) out.d.resize(blocks), out.dsum32.resize(blocks), out.dsum16.resize(2 * blocks);
+    if (out.d.size() < blocks)
+        out.d.resize(blocks), out.dsum32.resize(blocks), out.dsum16.resize(2 * blocks), out.qsum32.resize(blocks);
     for (std::size_t b = 0; b < blocks; ++b) {
         const float* xb = x + b * B;
         std::int8_t* qb = out.q.data() + b * B;
@@ -147,6 +153,7 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
         }
         if (!finite) {
             for (std::size_t i = 0; i < B; ++i) qb[i] = 0;
+            out.qsum32[b] = 0;
             out.d[b] = out.dsum32[b] = out.dsum16[2 * b] = out.dsum16[2 * b + 1] =
                 std::numeric_limits<float>::quiet_NaN();
             continue;
@@ -163,6 +170,7 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
         out.dsum16[2 * b] = d * static_cast<float>(sum_low);
         out.dsum16[2 * b + 1] = d * static_cast<float>(sum_high);
         out.dsum32[b] = d * static_cast<float>(sum_low + sum_high);
+        out.qsum32[b] = sum_low + sum_high;
     }
     for (std::size_t t = 0; kquant_order && t < n_tokens; ++t) {  // quarters 0, 2, 1, 3 of every 128 (a shorter tail as is)
         const std::int8_t* from = out.q.data() + t * cols;
