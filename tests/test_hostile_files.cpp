@@ -5,6 +5,8 @@
 // build checks the last two).
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -72,6 +74,21 @@ TEST_CASE("MappedFile: missing files, folders and empty files", "[io][hostile]")
     CHECK(b.data() == p);
     CHECK(a.data() == nullptr);
     CHECK(std::to_integer<int>(b.data()[99]) == 99);
+}
+
+TEST_CASE("MappedFile::release hands pages back and the bytes read the same after", "[io]") {
+    test::TempDir dir("release");
+    const std::vector<std::byte> bytes = test::pattern_bytes(5 * 4096 + 123);
+    const MappedFile f(dir.write("pages.bin", bytes));
+    REQUIRE(std::memcmp(f.data(), bytes.data(), bytes.size()) == 0);  // every page touched
+    f.release(f.data() + 100, 3 * 4096);                              // pages 1 and 2 wholly inside
+    f.release(f.data(), f.size());                                    // all of them
+    f.release(bytes.data(), bytes.size());                            // not this mapping's: ignored
+    f.release(f.data() + f.size() - 10, 100);                         // past the end: ignored
+    CHECK(f.contains(f.data(), f.size()));
+    CHECK_FALSE(f.contains(f.data() + 1, f.size()));
+    CHECK_FALSE(f.contains(bytes.data(), 1));
+    CHECK(std::memcmp(f.data(), bytes.data(), bytes.size()) == 0);  // read again from the file
 }
 
 TEST_CASE("GGUF truncated at every offset fails cleanly", "[gguf][hostile]") {

@@ -421,6 +421,10 @@ public:
     std::uint32_t version() const { return version_; }
     std::uint64_t alignment() const { return alignment_; }
     std::size_t split_count() const { return files_.size(); }
+    // MappedFile::release for bytes of whichever split maps them; others are ignored.
+    void release(const std::byte* p, std::size_t n) const noexcept {
+        for (const MappedFile& f : files_) f.release(p, n);
+    }
 
     // Tensors in file order (split by split for a split set).
     const std::vector<TensorEntry>& tensors() const { return tensors_; }

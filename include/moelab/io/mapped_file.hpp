@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moelab/io/mapped_file.hpp — a whole file mapped read-only into memory.
 //
-// Depends on: moelab/error.hpp, POSIX (open, fstat, mmap), the standard library.
+// Depends on: moelab/error.hpp, POSIX (open, fstat, mmap, madvise), the standard library.
 //
 // Why mmap: weights are never copied at load time. A reader validates the
 // file's header and hands out pointers into the mapping (TensorEntry::data),
@@ -83,6 +83,22 @@ public:
 
     const std::byte* data() const { return data_; }
     std::size_t size() const { return size_; }
+    bool contains(const std::byte* p, std::size_t n) const {
+        return data_ != nullptr && p >= data_ && n <= size_ && static_cast<std::size_t>(p - data_) <= size_ - n;
+    }
+
+    // Hands the pages wholly inside [p, p + n) (within this mapping) back to
+    // the kernel: they leave the process's resident set and are read from the
+    // file again if touched (the mapping is private and never written, so
+    // nothing is lost). For bytes a caller has copied and will rarely read
+    // again (Model::interleave_for_int8). Advice only: failures are ignored.
+    void release(const std::byte* p, std::size_t n) const noexcept {
+        if (!contains(p, n)) return;
+        const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+        const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+        const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + n) / page * page;
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    }
     const std::filesystem::path& path() const { return path_; }
 
 private:

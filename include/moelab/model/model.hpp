@@ -57,9 +57,10 @@ public:
     // of `dtypes` a copy of its rows interleaved 16 at a time
     // (quant/interleaved.hpp), which backends with interleaved products read
     // instead of the file's layout (ops/linear.hpp). Costs those matrices'
-    // bytes again in memory (Q4_K 1.03x), once; the results differ from the
-    // file layout's int8 products only in the rounding of the f32 steps.
-    // Idempotent. Returns the bytes it added.
+    // bytes again in memory (Q4_K 1.03x), once, and reads every one of them;
+    // the copied rows' pages of the mapped file are then handed back to the
+    // kernel. The results differ from the file layout's int8 products only in
+    // the rounding of the f32 steps. Idempotent. Returns the bytes it added.
     std::size_t interleave_for_int8(std::initializer_list<DType> dtypes = {DType::q4_k, DType::q8_0});
 
 private:
@@ -188,6 +189,9 @@ inline std::size_t Model::interleave_for_int8(std::initializer_list<DType> dtype
         else if (m.dtype == DType::q4_k) m.interleaved = copy(interleaved_q4_k_, m);
         else m.interleaved = copy(interleaved_q8_0_, m);
         done.emplace_back(m.data, m.interleaved);
+        // The copied rows' file pages leave the resident set (they come back
+        // from the file if the embedding lookup or the exact mode reads them).
+        if (gguf_) gguf_->release(m.data, m.rows / kInterleavedRows * kInterleavedRows * m.row_bytes());
     });
     return added;
 }

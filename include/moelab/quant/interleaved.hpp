@@ -5,8 +5,8 @@
 // Q4_K and Q8_0.
 //
 // Depends on: moelab/quant/q4_k.hpp, moelab/quant/q8_0.hpp,
-//             moelab/quant/k_scales.hpp, moelab/tensor.hpp (AlignedAllocator),
-//             the standard library.
+//             moelab/quant/k_scales.hpp, moelab/dtype.hpp, the standard
+//             library; on Linux <sys/mman.h> (madvise, for huge pages).
 //
 // Why. In the file's layout a register holds 64 weights of one row, so a
 // product of one row converts and scales every 64-weight chunk on its own
@@ -53,6 +53,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -60,7 +61,10 @@
 #include "moelab/quant/k_scales.hpp"
 #include "moelab/quant/q4_k.hpp"
 #include "moelab/quant/q8_0.hpp"
-#include "moelab/tensor.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace moelab {
 
@@ -83,8 +87,40 @@ struct alignas(64) block_q8_0_x16 {
 };
 static_assert(sizeof(block_q8_0_x16) == 1088, "16 x 2 x (2 + 32) bytes");
 
+// Storage for interleaved copies, which are large (a copy of most of a
+// model): blocks are left uninitialised until interleave_rows writes them
+// (a vector would zero them first), and on Linux a copy of 2 MiB or more is
+// aligned to 2 MiB and asked to use transparent huge pages. Measured on the
+// MoE Q4_K model (1.5 GB of copies): 8.7 s to interleave with 4 KiB pages
+// and zeroing, most of it page faults and memset (docs/kernels.md).
+template <class T>
+struct InterleavedAllocator {
+    using value_type = T;
+    static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+    InterleavedAllocator() = default;
+    template <class U>
+    InterleavedAllocator(const InterleavedAllocator<U>&) {}
+    T* allocate(std::size_t n) {
+        const std::size_t bytes = n * sizeof(T);
+        if (bytes < kHugePage) return static_cast<T*>(::operator new(bytes, std::align_val_t{alignof(T)}));
+        void* p = ::operator new(bytes, std::align_val_t{kHugePage});
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without it, 4 KiB pages
+#endif
+        return static_cast<T*>(p);
+    }
+    void deallocate(T* p, std::size_t n) {
+        ::operator delete(p, std::align_val_t{n * sizeof(T) < kHugePage ? alignof(T) : kHugePage});
+    }
+    template <class U>
+    void construct(U* p) noexcept {
+        ::new (static_cast<void*>(p)) U;  // default-initialised: left as it is
+    }
+    friend bool operator==(const InterleavedAllocator&, const InterleavedAllocator&) { return true; }
+};
+
 template <class X16>
-using Interleaved = std::vector<X16, AlignedAllocator<X16>>;
+using Interleaved = std::vector<X16, InterleavedAllocator<X16>>;
 
 // True when a (rows, cols) matrix of `dtype` can have an interleaved copy.
 constexpr bool interleavable(DType dtype, std::size_t rows, std::size_t cols) {
