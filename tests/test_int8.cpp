@@ -356,6 +356,14 @@ TEMPLATE_TEST_CASE("ops::linear on interleaved rows: any thread count and any sp
         INFO(dtype_name(Block::kDType));
         const auto blocks = random_blocks<Block>(rows * cols / Block::kWeights, rng);
         const auto x16 = interleave_rows<X16>(blocks.data(), rows, cols);
+        {  // made on 3 threads: the same bytes
+            ThreadPool pool(3);
+            const auto threaded = interleave_rows<X16>(blocks.data(), rows, cols, [&](std::size_t n, auto&& f) {
+                pool.parallel_ranges(n, 1, f);
+            });
+            REQUIRE(threaded.size() == x16.size());
+            REQUIRE(std::memcmp(threaded.data(), x16.data(), x16.size() * sizeof(X16)) == 0);
+        }
         const WeightMatrix plain{Block::kDType, reinterpret_cast<const std::byte*>(blocks.data()), rows, cols};
         WeightMatrix interleaved = plain;
         interleaved.interleaved = reinterpret_cast<const std::byte*>(x16.data());

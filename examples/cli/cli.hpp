@@ -185,11 +185,11 @@ inline bool parse_int8_interleave(const Args& args) {
 // types Backend has interleaved products for get interleaved copies
 // (Model::interleave_for_int8) unless `interleave` is false. Returns the bytes added.
 template <class Backend>
-std::size_t prepare_model(Backend, Model& model, ops::ActivationPrecision precision, bool interleave) {
+std::size_t prepare_model(Backend, Model& model, ops::ActivationPrecision precision, bool interleave, ThreadPool& pool) {
     if (precision != ops::ActivationPrecision::int8 || !interleave) return 0;
     std::size_t added = 0;
     for (const DType t : {DType::q4_k, DType::q8_0})
-        if (ops::reads_interleaved<Backend>(t)) added += model.interleave_for_int8({t});
+        if (ops::reads_interleaved<Backend>(t)) added += model.interleave_for_int8({t}, &pool);
     return added;
 }
 

@@ -108,7 +108,7 @@ int cmd_bench_model(int argc, char** argv) {
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
         const std::size_t T = pool.size();
-        const std::size_t interleaved_bytes = prepare_model(backend, model, activations, parse_int8_interleave(args));
+        const std::size_t interleaved_bytes = prepare_model(backend, model, activations, parse_int8_interleave(args), pool);
         const CeilingMeasurement bw = measure_read_bandwidth(backend, pool);
         const CeilingMeasurement peak = measure_peak_flops(backend, pool);
         std::printf("moelab bench --model %s\n", path.c_str());

@@ -66,7 +66,7 @@ int cmd_logits(int argc, char** argv) {
 
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
-        prepare_model(backend, model, activations, parse_int8_interleave(args));
+        prepare_model(backend, model, activations, parse_int8_interleave(args), pool);
         Transformer<Backend> transformer(model, pool, tokens.size() + static_cast<std::size_t>(n_gen));
         if (args.has("routing")) transformer.record_routing(&trace);
         transformer.set_activation_precision(activations);

@@ -174,7 +174,7 @@ int cmd_run(int argc, char** argv) {
                      pool.size());
     });
     const GenerationResult r = with_backend(backend_name, [&](auto backend) {
-        prepare_model(backend, model, parse_activations(args), parse_int8_interleave(args));
+        prepare_model(backend, model, parse_activations(args), parse_int8_interleave(args), pool);
         Transformer<decltype(backend)> transformer(model, pool, max_ctx);
         transformer.set_activation_precision(parse_activations(args));
         return generate(transformer, tokenizer, prompt, options, [&](std::string_view piece) {

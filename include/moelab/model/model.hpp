@@ -5,7 +5,8 @@
 // Depends on: moelab/io/gguf.hpp, moelab/io/safetensors.hpp, moelab/model/config_gguf.hpp,
 //             moelab/model/config_hf.hpp, moelab/model/weight_map.hpp, moelab/model/weights.hpp,
 //             moelab/ops/linear.hpp (which dtypes have kernels),
-//             moelab/quant/interleaved.hpp (interleave_for_int8), nlohmann/json.
+//             moelab/quant/interleaved.hpp, moelab/thread_pool.hpp (interleave_for_int8),
+//             nlohmann/json.
 //
 // Loading is cheap: files are memory-mapped and matrices stay where they lie,
 // at their stored dtype. What loading does do is check everything a forward
@@ -37,6 +38,7 @@
 #include "moelab/model/weights.hpp"
 #include "moelab/ops/linear.hpp"
 #include "moelab/quant/interleaved.hpp"
+#include "moelab/thread_pool.hpp"
 
 namespace moelab {
 
@@ -61,7 +63,9 @@ public:
     // the copied rows' pages of the mapped file are then handed back to the
     // kernel. The results differ from the file layout's int8 products only in
     // the rounding of the f32 steps. Idempotent. Returns the bytes it added.
-    std::size_t interleave_for_int8(std::initializer_list<DType> dtypes = {DType::q4_k, DType::q8_0});
+    // `pool`: threads to make the copies on (nullptr: the calling thread).
+    std::size_t interleave_for_int8(std::initializer_list<DType> dtypes = {DType::q4_k, DType::q8_0},
+                                    ThreadPool* pool = nullptr);
 
 private:
     class Binder;
@@ -172,11 +176,15 @@ private:
     std::string file_;
 };
 
-inline std::size_t Model::interleave_for_int8(std::initializer_list<DType> dtypes) {
+inline std::size_t Model::interleave_for_int8(std::initializer_list<DType> dtypes, ThreadPool* pool) {
     std::size_t added = 0;
+    auto for_ranges = [&](std::size_t n, auto&& f) {
+        if (pool) pool->parallel_ranges(n, 1, f);
+        else f(std::size_t{0}, n);
+    };
     std::vector<std::pair<const std::byte*, const std::byte*>> done;  // a tied LM head is token_embd again
     auto copy = [&]<class X16>(std::deque<Interleaved<X16>>& store, const WeightMatrix& m) {
-        const Interleaved<X16>& c = store.emplace_back(interleave_rows<X16>(reinterpret_cast<const typename X16::Block*>(m.data), m.rows, m.cols));
+        const Interleaved<X16>& c = store.emplace_back(interleave_rows<X16>(reinterpret_cast<const typename X16::Block*>(m.data), m.rows, m.cols, for_ranges));
         added += c.size() * sizeof(X16);
         return reinterpret_cast<const std::byte*>(c.data());
     };

@@ -151,20 +151,31 @@ inline void interleave_block(const block_q8_0* const (&rows)[kInterleavedRows], 
         }
 }
 
-// The first rows / 16 * 16 rows of a (rows, cols) matrix of X16::Block, interleaved.
-template <class X16>
-Interleaved<X16> interleave_rows(const typename X16::Block* w, std::size_t rows, std::size_t cols) {
+// Runs f(0, n) on the calling thread: interleave_rows's default.
+struct OnThisThread {
+    template <class F>
+    void operator()(std::size_t n, F&& f) const { f(std::size_t{0}, n); }
+};
+
+// The first rows / 16 * 16 rows of a (rows, cols) matrix of X16::Block,
+// interleaved. for_ranges(n, f) must call f(begin, end) on ranges covering
+// [0, n) once (groups of 16 rows; e.g. ThreadPool::parallel_ranges with grain 1).
+template <class X16, class ForRanges = OnThisThread>
+Interleaved<X16> interleave_rows(const typename X16::Block* w, std::size_t rows, std::size_t cols,
+                                 ForRanges&& for_ranges = {}) {
     constexpr std::size_t per_file_block = X16::kWeights / X16::Block::kWeights;  // file blocks per row in one X16
     const std::size_t file_blocks = cols / X16::Block::kWeights, x16_blocks = cols / X16::kWeights;
     const std::size_t groups = rows / kInterleavedRows;
     Interleaved<X16> out(groups * x16_blocks);
-    for (std::size_t g = 0; g < groups; ++g)
-        for (std::size_t b = 0; b < x16_blocks; ++b) {
-            const typename X16::Block* from[kInterleavedRows];
-            for (std::size_t r = 0; r < kInterleavedRows; ++r)
-                from[r] = w + (g * kInterleavedRows + r) * file_blocks + b * per_file_block;
-            interleave_block(from, out[g * x16_blocks + b]);
-        }
+    for_ranges(groups, [&](std::size_t group_begin, std::size_t group_end) {
+        for (std::size_t g = group_begin; g < group_end; ++g)
+            for (std::size_t b = 0; b < x16_blocks; ++b) {
+                const typename X16::Block* from[kInterleavedRows];
+                for (std::size_t r = 0; r < kInterleavedRows; ++r)
+                    from[r] = w + (g * kInterleavedRows + r) * file_blocks + b * per_file_block;
+                interleave_block(from, out[g * x16_blocks + b]);
+            }
+    });
     return out;
 }
 
