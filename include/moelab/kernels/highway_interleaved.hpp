@@ -47,6 +47,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 HWY_BEFORE_NAMESPACE();
 namespace moelab::detail::HWY_NAMESPACE::int8 {
@@ -197,31 +198,25 @@ HWY_AFTER_NAMESPACE();
 
 namespace moelab::kernels {
 
+// The interleaved layouts this build has products for.
+template <class X16>
+concept HighwayInterleaved =
+    std::is_same_v<X16, block_q4_k_x16> || (MOELAB_HIGHWAY_X16_Q8_0 != 0 && std::is_same_v<X16, block_q8_0_x16>);
+
 // groups groups of 16 rows (16 * groups rows), cols columns, one token:
 // y[r] for r < 16 * groups.
-inline void matvec(backend::highway, const block_q4_k_x16* w, std::size_t groups, std::size_t cols, Q8Row x,
-                   float* y) {
+template <HighwayInterleaved X16>
+void matvec(backend::highway, const X16* w, std::size_t groups, std::size_t cols, Q8Row x, float* y) {
     const Q8Rows one{x.q, x.d, x.dsum16, x.dsum32, x.q_kquant, x.qsum32, cols};
-    detail::HWY_NAMESPACE::int8::x16_products(w, groups, cols / block_q4_k_x16::kWeights, one, 1, y, 0);
+    detail::HWY_NAMESPACE::int8::x16_products(w, groups, cols / X16::kWeights, one, 1, y, 0);
 }
 
 // The same against n_tokens tokens: y[t * y_stride + r].
-inline void matmul(backend::highway, const block_q4_k_x16* w, std::size_t groups, std::size_t cols, Q8Rows x,
-                   std::size_t n_tokens, float* y, std::size_t y_stride) {
-    detail::HWY_NAMESPACE::int8::x16_products(w, groups, cols / block_q4_k_x16::kWeights, x, n_tokens, y, y_stride);
+template <HighwayInterleaved X16>
+void matmul(backend::highway, const X16* w, std::size_t groups, std::size_t cols, Q8Rows x, std::size_t n_tokens,
+            float* y, std::size_t y_stride) {
+    detail::HWY_NAMESPACE::int8::x16_products(w, groups, cols / X16::kWeights, x, n_tokens, y, y_stride);
 }
-
-#if MOELAB_HIGHWAY_X16_Q8_0
-inline void matvec(backend::highway, const block_q8_0_x16* w, std::size_t groups, std::size_t cols, Q8Row x,
-                   float* y) {
-    const Q8Rows one{x.q, x.d, x.dsum16, x.dsum32, x.q_kquant, x.qsum32, cols};
-    detail::HWY_NAMESPACE::int8::x16_products(w, groups, cols / block_q8_0_x16::kWeights, one, 1, y, 0);
-}
-inline void matmul(backend::highway, const block_q8_0_x16* w, std::size_t groups, std::size_t cols, Q8Rows x,
-                   std::size_t n_tokens, float* y, std::size_t y_stride) {
-    detail::HWY_NAMESPACE::int8::x16_products(w, groups, cols / block_q8_0_x16::kWeights, x, n_tokens, y, y_stride);
-}
-#endif
 #undef MOELAB_HIGHWAY_X16_Q8_0  // internal: no macro of this header outlives it
 
 }  // namespace moelab::kernels
