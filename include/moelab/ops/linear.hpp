@@ -213,7 +213,7 @@ ProductInput round_for(Backend backend, ActivationPrecision precision,
 // below w.rows / 16 * 16), int8 activations. Whole groups go to the backend's
 // interleaved products; a group the range cuts is computed whole, token by
 // token, into 16 lanes of scratch, and the range's rows copied out: a row's
-// result does not depend on the rows computed with it (highway_q4_k_x16.hpp),
+// result does not depend on the rows computed with it (kernels/highway_interleaved.hpp),
 // so any split of the rows gives the same bits.
 template <class X16, class Backend>
 void interleaved_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, std::size_t row_end, Q8Rows x,
