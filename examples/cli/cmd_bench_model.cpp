@@ -9,7 +9,7 @@
 //                   of the last position only, as llama-bench); tokens/s = P / seconds.
 //
 //   moelab bench --model FILE [--prefill 64,512] [--decode 32] [--reps 3]
-//                [--backend B] [--activations f32|int8|bf16] [-t N] [--json FILE]
+//                [--backend B] [--activations f32|int8|bf16] [--int8-layout interleaved|file] [-t N] [--json FILE]
 //
 // Each test runs once untimed (page faults, first touch of the KV cache) and
 // then --reps times; the median is reported, by the wall clock (what
@@ -93,6 +93,7 @@ int cmd_bench_model(int argc, char** argv) {
     if (reps < 1 || reps > 1000) throw UsageError("--reps must be in [1, 1000]");
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const ops::ActivationPrecision activations = parse_activations(args);
+    const bool interleave = parse_int8_interleave(args);
 
     Model model = Model::load(path);
     const ModelConfig& c = model.config();
@@ -108,14 +109,14 @@ int cmd_bench_model(int argc, char** argv) {
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
         const std::size_t T = pool.size();
-        const std::size_t interleaved_bytes = prepare_model(backend, model, activations, parse_int8_interleave(args), pool);
+        const std::size_t interleaved_bytes = prepare_model(backend, model, activations, interleave, pool);
         const CeilingMeasurement bw = measure_read_bandwidth(backend, pool);
         const CeilingMeasurement peak = measure_peak_flops(backend, pool);
         std::printf("moelab bench --model %s\n", path.c_str());
         std::printf("  backend %s — %s, %zu threads; weights %s, %.2f GB stored, %.3f GB read per decoded token\n",
                     Backend::name, instruction_set(backend), T, std::string(dtype_name(model.weights().token_embd.dtype)).c_str(),
                     static_cast<double>(cost.total_bytes) / 1e9, static_cast<double>(cost.bytes_per_token) / 1e9);
-        std::printf("  products: %s\n", activations_description(backend, activations, parse_int8_interleave(args)).c_str());
+        std::printf("  products: %s\n", activations_description(backend, activations, interleave).c_str());
         if (interleaved_bytes > 0)
             std::printf("  interleaved copies: %.3f GB (GB/s below counts the file's bytes: Q4_K 144 per 256 weights)\n",
                         static_cast<double>(interleaved_bytes) / 1e9);
@@ -204,7 +205,7 @@ int cmd_bench_model(int argc, char** argv) {
                     100 * peak_moved,
                     std::abs(bw_moved) > 0.15 || std::abs(peak_moved) > 0.15 ? ": the ceilings moved, so %bw and %peak are uncertain by as much" : "");
         report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", T},
-                             {"activations", activations_description(backend, activations, parse_int8_interleave(args))},
+                             {"activations", activations_description(backend, activations, interleave)},
                              {"read_gb_per_s", bw.median}, {"read_gb_per_s_cpu", bw.median_cpu},
                              {"peak_gflops", peak.median}, {"peak_gflops_cpu", peak.median_cpu},
                              {"read_gb_per_s_after", bw_after.median}, {"read_gb_per_s_cpu_after", bw_after.median_cpu},

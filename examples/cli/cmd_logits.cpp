@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moelab logits — the contract other tools rely on:
 //   moelab logits --model PATH --tokens 1,2,3 --out FILE [--gen N --gen-out FILE2]
-//                 [--routing FILE.json] [--backend scalar|highway|xsimd] [--activations f32|int8|bf16] [-t N]
+//                 [--routing FILE.json] [--backend scalar|highway|xsimd] [--activations f32|int8|bf16] [--int8-layout interleaved|file] [-t N]
 // FILE gets float32 little-endian logits [n_tokens][n_vocab], every position
 // (the layout of the fixtures' refs). With --gen N, N tokens are decoded
 // greedily one at a time through the cache: each step's logits go to FILE2,
@@ -58,6 +58,7 @@ int cmd_logits(int argc, char** argv) {
     const long long threads = args.integer("t", args.integer("threads", 0));
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const ops::ActivationPrecision activations = parse_activations(args);
+    const bool interleave = parse_int8_interleave(args);
 
     Model model = Model::load(model_path);
     const std::size_t V = model.config().n_vocab;
@@ -66,7 +67,7 @@ int cmd_logits(int argc, char** argv) {
 
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
-        prepare_model(backend, model, activations, parse_int8_interleave(args), pool);
+        prepare_model(backend, model, activations, interleave, pool);
         Transformer<Backend> transformer(model, pool, tokens.size() + static_cast<std::size_t>(n_gen));
         if (args.has("routing")) transformer.record_routing(&trace);
         transformer.set_activation_precision(activations);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moelab run --model PATH --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P]
 //            [--min-p P] [--repeat-penalty R] [--seed S] [--chat] [--system TEXT]
-//            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8|bf16] [-t N]
+//            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8|bf16] [--int8-layout interleaved|file] [-t N]
 // Streams the generated text to stdout as it is produced; then prints the
 // prompt and decode speeds, and for MoE models how the experts were used, to
 // stderr. When stderr is a terminal, a status line there shows the prefill's
@@ -127,6 +127,8 @@ int cmd_run(int argc, char** argv) {
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const long long ctx = args.integer("ctx", 0);
     if (ctx < 0) throw UsageError("--ctx must be >= 0");
+    const ops::ActivationPrecision activations = parse_activations(args);
+    const bool interleave = parse_int8_interleave(args);
 
     Model model = Model::load(args.required("model"));
     const ModelConfig& c = model.config();
@@ -174,9 +176,9 @@ int cmd_run(int argc, char** argv) {
                      pool.size());
     });
     const GenerationResult r = with_backend(backend_name, [&](auto backend) {
-        prepare_model(backend, model, parse_activations(args), parse_int8_interleave(args), pool);
+        prepare_model(backend, model, activations, interleave, pool);
         Transformer<decltype(backend)> transformer(model, pool, max_ctx);
-        transformer.set_activation_precision(parse_activations(args));
+        transformer.set_activation_precision(activations);
         return generate(transformer, tokenizer, prompt, options, [&](std::string_view piece) {
             if (text_on_terminal) status.clear();
             std::fwrite(piece.data(), 1, piece.size(), stdout);

@@ -349,7 +349,7 @@ HWY_INLINE void rows(const Block* HWY_RESTRICT w, std::size_t row_stride, std::s
     auto at_block = [&](std::size_t b, Q8Row (&xb)[kT]) {  // x[t] advanced to block b
         for (std::size_t t = 0; t < kT; ++t)
             xb[t] = {x[t].q + K * b, x[t].d + K / 32 * b, x[t].dsum16 + K / 16 * b, x[t].dsum32 + K / 32 * b,
-                     x[t].q_kquant + K * b};
+                     x[t].q_kquant + K * b, x[t].qsum32 + K / 32 * b};
     };
     if constexpr (K == 32) {  // Q8_0, Q4_0: two blocks a chunk
         std::size_t b = 0;

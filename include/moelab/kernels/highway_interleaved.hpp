@@ -181,7 +181,7 @@ HWY_INLINE void x16_products(const X16* w, std::size_t groups, std::size_t block
         const X16* group = w + g * blocks;
         float* y_group = y + kInterleavedRows * g;
         std::size_t t = 0;
-        for (; n_tokens > 1 && t + kX16Tokens <= n_tokens; t += kX16Tokens) {
+        for (; t + kX16Tokens <= n_tokens; t += kX16Tokens) {
             Q8Row xs[kX16Tokens];
             for (std::size_t i = 0; i < kX16Tokens; ++i) xs[i] = x[t + i];
             x16_rows<kX16Tokens, 1>(group, blocks, xs, y_group + t * y_stride, y_stride, false);

@@ -54,7 +54,6 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
-#include <type_traits>
 #include <vector>
 
 #include "moelab/dtype.hpp"
