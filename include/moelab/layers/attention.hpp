@@ -34,8 +34,13 @@ struct AttentionScratch {
     FloatBuffer q;       // (n_tokens, n_head * head_dim)
     FloatBuffer gate;    // (n_tokens, n_head * head_dim), Qwen3.5 only
     FloatBuffer mixed;   // (n_tokens, n_head * head_dim): attention output before Wo
-    FloatBuffer scores;  // (tasks, heads per KV group, positions): softmax weights, one row per query head
+    FloatBuffer work;    // per task: its KV group's keys, values transposed, queries, scores, outputs
 };
+
+// Queries per block in the attention products (below): each block's query heads are the
+// "tokens" of two matrix products. 16 queries x 4 heads per KV group make 64 rows, enough
+// for the product tiles; the scores of a block take 64 x positions floats.
+inline constexpr std::size_t kAttentionQueryBlock = 16;
 
 // x: (n_tokens, n_embd) -> out: (n_tokens, n_embd). The cache must have room
 // for positions up to pos0 + n_tokens.
@@ -87,43 +92,110 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
 
     // Scores, softmax and the weighted sum of values, one KV group at a time:
     // the `group` query heads that share KV head g are handled together, so
-    // each cached K and V row is read from memory once per group instead of
-    // once per query head (at long context the cache, not the weights, is
-    // what attention streams). Every head still gets exactly the same dot()
-    // per position and the same axpy() sequence over positions as it would on
-    // its own, so the result does not depend on the grouping or on how tasks
-    // are split. Tasks are (KV group, slice of tokens) pairs, each writing only
-    // its own slice of `mixed` and using its own rows of `scores`.
+    // each cached K and V row is read once per group instead of once per
+    // query head. Tasks are (KV group, slice of tokens) pairs, each writing
+    // only its own slice of `mixed` and using its own part of `work`.
+    //
+    // The queries go in blocks of kAttentionQueryBlock, counted from the
+    // call's first token, and each block runs as two matrix products with the
+    // backend's matmul, the block's (query, head) rows as its tokens (one
+    // dot() per (query, key, head) and one axpy() per (query, key, head) left
+    // the tiles idle: 22% of a dense bf16 prefill of 512 tokens,
+    // docs/performance.md):
+    //     S = Q K^T          K: the group's keys 0 .. n_keys-1 (a contiguous copy), rows = keys
+    //     P = softmax(S * scale), causal: query t sees keys 0 .. pos0 + t, the rest of its row 0
+    //     A = P V = P (V^T)^T    V^T: the group's values transposed, rows = head dims
+    // where n_keys = pos0 + (the block's last query) + 1. Every score is
+    // dot(k_j, q) by the kernel contract. A task takes whole blocks, so each
+    // block makes the same calls whatever the thread count: the results do
+    // not depend on it, even in a backend whose compiled code treats a row
+    // differently by its place in a call (the scalar one at -O3 fuses
+    // multiply-adds in some places and not others). The zeros past a query's
+    // last key add nothing (x + 0 = x; accumulators start at +0, which +-0
+    // keeps).
+    //
+    // A block of one query (decoding) reads the cache in place instead, one
+    // dot() per key and one axpy() per key: a product would first copy the
+    // group's keys and transpose its values, which at a long context is more
+    // traffic than the attention itself. So a decoded position's output can
+    // differ from a prefill's in the last bits (the value sums run in another
+    // order), as a chunked prefill's did before. The products' copies take,
+    // per task, the group's keys and values: over all tasks about one layer's
+    // KV cache.
     const std::size_t n_ctx = pos0 + n_tokens;
     float* mixed = scratch(s.mixed, n_tokens * q_dim);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    // Enough token slices to give every thread work even when n_head_kv is small.
+    // Enough slices of blocks to give every thread work even when n_head_kv is small.
+    const std::size_t n_blocks = (n_tokens + kAttentionQueryBlock - 1) / kAttentionQueryBlock;
     const std::size_t want = 2 * ctx.pool.size();
-    const std::size_t n_slices = std::min(n_tokens, (want + c.n_head_kv - 1) / c.n_head_kv);
-    const std::size_t slice = (n_tokens + n_slices - 1) / n_slices;
+    const std::size_t n_slices = std::min(n_blocks, (want + c.n_head_kv - 1) / c.n_head_kv);
+    const std::size_t slice = (n_blocks + n_slices - 1) / n_slices * kAttentionQueryBlock;  // tokens
     const std::size_t n_tasks = c.n_head_kv * n_slices;
-    float* scores_all = scratch(s.scores, n_tasks * group * n_ctx);  // (n_tasks, group, n_ctx)
+    const std::size_t max_rows = std::min(n_tokens, kAttentionQueryBlock) * group;  // (query, head) rows per block
+    const std::size_t kv_copies = n_tokens > 1 ? 2 * n_ctx * hd : 0;
+    const std::size_t work_per_task = kv_copies + max_rows * (2 * hd + n_ctx);
+    float* work_all = scratch(s.work, n_tasks * work_per_task);
+    // Qwen3.5's output gate on query t's heads of group g.
+    auto apply_gate = [&](std::size_t g, std::size_t t) {
+        if (!gate) return;
+        float* a_g = mixed + t * q_dim + g * group * hd;
+        for (std::size_t d = 0; d < group * hd; ++d)
+            a_g[d] *= 1.0f / (1.0f + std::exp(-gate[t * q_dim + g * group * hd + d]));
+    };
+    // One query t, the cache in place; scores: (group, >= pos0 + t + 1).
+    auto attend_one = [&](std::size_t g, std::size_t t, float* scores) {
+        const float* q_g = q + t * q_dim + g * group * hd;  // (group, hd): the group's query heads
+        float* a_g = mixed + t * q_dim + g * group * hd;    // (group, hd)
+        const std::size_t n_visible = pos0 + t + 1;
+        for (std::size_t j = 0; j < n_visible; ++j) {
+            const float* k_j = cache.k.data() + j * kv_dim + g * hd;
+            for (std::size_t i = 0; i < group; ++i) scores[i * n_visible + j] = dot(b, k_j, q_g + i * hd, hd) * scale;
+        }
+        for (std::size_t i = 0; i < group; ++i) softmax(b, scores + i * n_visible, n_visible);
+        std::fill(a_g, a_g + group * hd, 0.0f);
+        for (std::size_t j = 0; j < n_visible; ++j) {
+            const float* v_j = cache.v.data() + j * kv_dim + g * hd;
+            for (std::size_t i = 0; i < group; ++i) axpy(b, scores[i * n_visible + j], v_j, a_g + i * hd, hd);
+        }
+        apply_gate(g, t);
+    };
     ctx.pool.parallel_for(n_tasks, [&](std::size_t task) {
         const std::size_t g = task / n_slices, t_begin = (task % n_slices) * slice;
         const std::size_t t_end = std::min(n_tokens, t_begin + slice);
-        float* scores = scores_all + task * group * n_ctx;  // (group, n_ctx): row i is head g * group + i
-        for (std::size_t t = t_begin; t < t_end; ++t) {
-            const float* q_g = q + t * q_dim + g * group * hd;  // (group, hd): the group's query heads
-            float* a_g = mixed + t * q_dim + g * group * hd;    // (group, hd)
-            const std::size_t n_visible = pos0 + t + 1;          // causal: positions 0 .. pos0 + t
-            for (std::size_t j = 0; j < n_visible; ++j) {
-                const float* k_j = cache.k.data() + j * kv_dim + g * hd;
-                for (std::size_t i = 0; i < group; ++i) scores[i * n_ctx + j] = dot(b, k_j, q_g + i * hd, hd) * scale;
+        if (t_begin >= t_end) return;
+        float* keys = work_all + task * work_per_task;  // (n_keys, hd)
+        float* values_t = keys + kv_copies / 2;         // (hd, n_keys)
+        float* queries = keys + kv_copies;              // (rows, hd): row (t - t0) * group + i is head g * group + i
+        float* attended = queries + max_rows * hd;      // (rows, hd)
+        float* scores = attended + max_rows * hd;       // (rows, n_keys)
+        // The task's keys, once: every block reads a prefix of them.
+        if (kv_copies)
+            for (std::size_t j = 0; j < pos0 + t_end; ++j)
+                std::copy_n(cache.k.data() + j * kv_dim + g * hd, hd, keys + j * hd);
+        for (std::size_t t0 = t_begin; t0 < t_end; t0 += kAttentionQueryBlock) {
+            const std::size_t t1 = std::min(t_end, t0 + kAttentionQueryBlock), rows = (t1 - t0) * group;
+            const std::size_t n_keys = pos0 + t1;
+            if (t1 - t0 == 1) {
+                attend_one(g, t0, scores);
+                continue;
             }
-            for (std::size_t i = 0; i < group; ++i) softmax(b, scores + i * n_ctx, n_visible);
-            for (std::size_t d = 0; d < group * hd; ++d) a_g[d] = 0.0f;
-            for (std::size_t j = 0; j < n_visible; ++j) {
-                const float* v_j = cache.v.data() + j * kv_dim + g * hd;
-                for (std::size_t i = 0; i < group; ++i) axpy(b, scores[i * n_ctx + j], v_j, a_g + i * hd, hd);
+            for (std::size_t t = t0; t < t1; ++t)  // the group's query heads are adjacent in q
+                std::copy_n(q + t * q_dim + g * group * hd, group * hd, queries + (t - t0) * group * hd);
+            matmul(b, keys, n_keys, hd, queries, rows, scores, n_keys);
+            for (std::size_t r = 0; r < rows; ++r) {
+                float* row = scores + r * n_keys;
+                const std::size_t n_visible = pos0 + t0 + r / group + 1;
+                for (std::size_t j = 0; j < n_visible; ++j) row[j] *= scale;
+                softmax(b, row, n_visible);
+                std::fill(row + n_visible, row + n_keys, 0.0f);
             }
-            if (gate)
-                for (std::size_t d = 0; d < group * hd; ++d)
-                    a_g[d] *= 1.0f / (1.0f + std::exp(-gate[t * q_dim + g * group * hd + d]));
+            for (std::size_t j = 0; j < n_keys; ++j)
+                for (std::size_t d = 0; d < hd; ++d) values_t[d * n_keys + j] = cache.v[j * kv_dim + g * hd + d];
+            matmul(b, values_t, hd, n_keys, scores, rows, attended, hd);
+            for (std::size_t t = t0; t < t1; ++t) {
+                std::copy_n(attended + (t - t0) * group * hd, group * hd, mixed + t * q_dim + g * group * hd);
+                apply_gate(g, t);
+            }
         }
     });
 
