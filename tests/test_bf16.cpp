@@ -30,6 +30,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "moelab/ops/linear.hpp"
@@ -161,6 +162,38 @@ TEST_CASE("every backend's bf16 products agree with the specification", "[bf16][
     REQUIRE(backends_with_bf16 >= 1);  // the scalar specification, at least
     WARN(backends_with_bf16 << " backend(s) in this build have bf16 products: " << names
                             << (backends_with_bf16 == 1 ? " (no SIMD backend has them: AVX512_BF16 missing?)" : ""));
+}
+
+TEST_CASE("bf16 matmul: rows read in place when aligned, copied when not, the same bits", "[bf16][kernels]") {
+    std::mt19937 rng(11);
+    std::size_t tested = 0;
+    test::AllBackends::each([&](auto backend) {
+        using Backend = decltype(backend);
+        if constexpr (ops::has_bf16_product<Backend> && !std::is_same_v<Backend, backend::scalar>) {
+            // Highway reads weight rows and activation rows in place when cols is a multiple of
+            // 32 and the data is 64-byte aligned, and copies them into padded rows otherwise.
+            const std::size_t rows = 37, cols = 96, n_tokens = 7;
+            const auto w = rounded(normal_values(rows * cols + 32, rng, 0.05f));  // Bf16Buffer: 64-byte aligned
+            const auto x = rounded(normal_values(n_tokens * cols + 32, rng));
+            REQUIRE(reinterpret_cast<std::uintptr_t>(w.data()) % 64 == 0);
+            REQUIRE(reinterpret_cast<std::uintptr_t>(x.data()) % 64 == 0);
+            for (const std::size_t offset : {0u, 16u}) {  // 16 bf16 = 32 bytes: misaligned rows
+                const bf16* wo = w.data() + offset;
+                const bf16* xo = x.data() + offset;
+                std::vector<float> y_matmul(n_tokens * rows), y_matvec(rows);
+                kernels::matmul(backend, wo, rows, cols, xo, n_tokens, y_matmul.data(), rows);
+                for (std::size_t t = 0; t < n_tokens; ++t) {
+                    kernels::matvec(backend, wo, rows, cols, xo + t * cols, y_matvec.data());
+                    for (std::size_t r = 0; r < rows; ++r) {
+                        INFO(Backend::name << ": offset " << offset << ", token " << t << ", row " << r);
+                        REQUIRE(bits(y_matmul[t * rows + r]) == bits(y_matvec[r]));
+                    }
+                }
+                ++tested;
+            }
+        }
+    });
+    if (tested == 0) WARN("SKIPPED: no backend in this build has bf16 products besides the scalar one");
 }
 
 // ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "moelab/kernels/backend.hpp"
 #include "moelab/quant/bf16_activations.hpp"
@@ -102,27 +103,39 @@ inline void matvec(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t col
 // copied once into 64-byte aligned rows zero-padded to whole steps (a
 // 64-byte load that straddles two cache lines halves the tile's speed), then
 // every tile of kTileTokens tokens sweeps the chunk. The padding does what
-// the tile's tail does, so results equal matvec's.
+// the tile's tail does, so results equal matvec's. Rows that are already
+// whole steps on 64-byte boundaries (cols a multiple of 32 and the data
+// 64-byte aligned, as the GGUF files' tensors and the rounded activations
+// usually are) are read where they are: the copies and their zeroing were
+// about a tenth of a dense bf16 prefill's profile (docs/performance.md).
+HWY_INLINE bool whole_aligned_steps(const bf16* p, std::size_t cols) {
+    return cols % kStep == 0 && reinterpret_cast<std::uintptr_t>(p) % 64 == 0;
+}
+
 inline void matmul(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t cols, const bf16* HWY_RESTRICT x,
                    std::size_t n_tokens, float* HWY_RESTRICT y, std::size_t y_stride) {
     const std::size_t stride = (cols + kStep - 1) / kStep * kStep;
-    Bf16Buffer xs(n_tokens * stride);  // value-initialised: the padding is +0
-    for (std::size_t t = 0; t < n_tokens; ++t) std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
-    Bf16Buffer panel(std::min(rows, kChunkRows) * stride);
+    const bool copy_x = !whole_aligned_steps(x, cols), copy_w = !whole_aligned_steps(w, cols);
+    Bf16Buffer xs(copy_x ? n_tokens * stride : 0);  // value-initialised: the padding is +0
+    for (std::size_t t = 0; copy_x && t < n_tokens; ++t)
+        std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
+    const bf16* xp = copy_x ? xs.data() : x;  // (n_tokens, stride)
+    Bf16Buffer panel(copy_w ? std::min(rows, kChunkRows) * stride : 0);
     for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
         const std::size_t chunk = std::min(kChunkRows, rows - r0);
-        for (std::size_t r = 0; r < chunk; ++r)
+        for (std::size_t r = 0; copy_w && r < chunk; ++r)
             std::copy(w + (r0 + r) * cols, w + (r0 + r + 1) * cols, panel.data() + r * stride);
+        const bf16* wp = copy_w ? panel.data() : w + r0 * stride;  // (chunk, stride)
         for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
             kernels::with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
                 constexpr std::size_t kTokens = decltype(tokens)::value;
-                const bf16* xt = xs.data() + t0 * stride;
+                const bf16* xt = xp + t0 * stride;
                 float* yt = y + t0 * y_stride + r0;
                 std::size_t r = 0;
                 for (; r + kTileRows <= chunk; r += kTileRows)
-                    product_tile<kTileRows, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                    product_tile<kTileRows, kTokens>(wp + r * stride, stride, xt, stride, stride, yt + r, y_stride);
                 for (; r < chunk; ++r)
-                    product_tile<1, kTokens>(panel.data() + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                    product_tile<1, kTokens>(wp + r * stride, stride, xt, stride, stride, yt + r, y_stride);
             });
         }
     }
