@@ -5,9 +5,8 @@
 // build checks the last two).
 #include <catch2/catch.hpp>
 
-#include <cstring>
-
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>

@@ -119,9 +119,10 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     // group's keys and transpose its values, which at a long context is more
     // traffic than the attention itself. So a decoded position's output can
     // differ from a prefill's in the last bits (the value sums run in another
-    // order), as a chunked prefill's did before. The products' copies take,
-    // per task, the group's keys and values: over all tasks about one layer's
-    // KV cache.
+    // order); before the products they agreed bit for bit, and now they agree
+    // within rounding (tests/test_forward_fixtures.cpp compares them). The
+    // products' copies take, per task, the group's keys and values: over all
+    // tasks about one layer's KV cache.
     const std::size_t n_ctx = pos0 + n_tokens;
     float* mixed = scratch(s.mixed, n_tokens * q_dim);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
