@@ -93,10 +93,12 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
     // Tasks: (expert, block of rows) for every expert with tokens. A block is
     // 64 rows, or more rows of short ones, up to about kTaskBytes of weights:
     // each task is a fresh stream for the prefetchers and a claim on the
-    // pool's counter, and 64-row blocks of Q4_K's short rows (432 bytes for a
-    // 768-wide down projection) made 256 tasks of 27 KB per decoded layer
-    // (docs/kernels.md).
-    constexpr std::size_t kTaskBytes = 256 * 1024;
+    // pool's counter. 64-row blocks of Q4_K's short rows (432 bytes for a
+    // 768-wide down projection) made 256 tasks of 27 KB per decoded layer;
+    // 256 KB tasks left Q4_K's gate and up phase at 345-401 us per decoded
+    // layer, 1 MB tasks 262-341 us, with Q8_0, bf16 and f32 unchanged within
+    // the noise (docs/kernels.md).
+    constexpr std::size_t kTaskBytes = 1024 * 1024;
     s.task_expert.clear();
     for (std::size_t e = 0; e < E; ++e)
         if (s.slot_begin[e + 1] > s.slot_begin[e]) s.task_expert.push_back(static_cast<std::uint32_t>(e));
