@@ -3,12 +3,13 @@
 // llama.cpp's llama-bench measures it, so the two can be put side by side on
 // the same GGUF file (docs/performance.md):
 //
-//   decode (tg N):  N tokens, one at a time through the KV cache, after a short
-//                   untimed prompt; tokens/s = N / seconds.
+//   decode (tg N):  N tokens, one at a time through the KV cache, after an
+//                   untimed prompt of --depth tokens (default 4; llama-bench's
+//                   -d); tokens/s = N / seconds.
 //   prefill (pp P): P prompt tokens in one forward() from an empty cache (logits
 //                   of the last position only, as llama-bench); tokens/s = P / seconds.
 //
-//   moelab bench --model FILE [--prefill 64,512] [--decode 32] [--reps 3]
+//   moelab bench --model FILE [--prefill 64,512] [--decode 32] [--depth 4] [--reps 3]
 //                [--backend B] [--activations f32|int8|bf16] [--int8-layout interleaved|file] [-t N] [--json FILE]
 //
 // Each test runs once untimed (page faults, first touch of the KV cache) and
@@ -17,7 +18,8 @@
 // processes time-share the cores; equal to the wall clock on an idle machine).
 // Every rate is set against the machine's ceilings, measured in the same run:
 //   decode  GB/s = weight bytes read per decoded token (model/cost.hpp) x tokens/s,
-//           as a fraction of the measured read bandwidth (roofline.hpp);
+//           as a fraction of the measured read bandwidth (roofline.hpp); the KV
+//           cache it also reads is not counted (printed separately at a depth);
 //   prefill GFLOP/s = (2 x active matrix parameters per token + attention) x tokens/s
 //           (forward_flops, model/cost.hpp), as a fraction of the measured peak FLOP/s.
 // The ceilings are measured before the tests (the ratios use these) and again
@@ -82,14 +84,16 @@ std::vector<std::size_t> parse_sizes(const std::string& text, const std::string&
 
 int cmd_bench_model(int argc, char** argv) {
     const Args args(argc, argv, {});
-    args.allow_only({"model", "prefill", "decode", "reps", "backend", "activations", "int8-layout", "t", "threads", "json"});
+    args.allow_only({"model", "prefill", "decode", "depth", "reps", "backend", "activations", "int8-layout", "t", "threads", "json"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string path = args.required("model");
     const auto prefills = parse_sizes(args.get("prefill", "64,512"), "--prefill");
     const auto n_decode = static_cast<std::size_t>(args.integer("decode", 32));
+    const long long depth_arg = args.integer("depth", 4);
     const long long reps = args.integer("reps", 3);
     const long long threads = args.integer("t", args.integer("threads", 0));
     if (n_decode == 0 || n_decode > 65536) throw UsageError("--decode must be in [1, 65536]");
+    if (depth_arg < 1 || depth_arg > 65536) throw UsageError("--depth must be in [1, 65536]");
     if (reps < 1 || reps > 1000) throw UsageError("--reps must be in [1, 1000]");
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const ops::ActivationPrecision activations = parse_activations(args);
@@ -100,9 +104,9 @@ int cmd_bench_model(int argc, char** argv) {
     const ModelCost cost = model_cost(c, model.weights());
     volatile unsigned checksum = touch_weight_pages(model.weights());
     (void)checksum;
-    constexpr std::size_t kDecodePrompt = 4;  // untimed tokens before decoding starts
+    const auto depth = static_cast<std::size_t>(depth_arg);  // untimed tokens before decoding starts
     const std::size_t max_prefill = *std::max_element(prefills.begin(), prefills.end());
-    const std::size_t max_ctx = std::max(max_prefill, kDecodePrompt + n_decode);
+    const std::size_t max_ctx = std::max(max_prefill, depth + n_decode);
     ThreadPool pool(static_cast<std::size_t>(threads));
     nlohmann::json report;
 
@@ -173,18 +177,19 @@ int cmd_bench_model(int argc, char** argv) {
             for (long long r = 0; r <= reps; ++r) {
                 const double probe = r == 0 ? 0.0 : measure_read_bandwidth(backend, pool, std::size_t{256} << 20, 3).median_cpu;
                 transformer.reset();
-                transformer.forward(std::span(tokens.data(), kDecodePrompt), logits.data(), false);
+                transformer.forward(std::span(tokens.data(), depth), logits.data(), false);
                 const std::clock_t c0 = std::clock();
                 const auto t0 = std::chrono::steady_clock::now();
                 for (std::size_t i = 0; i < n_decode; ++i)
-                    transformer.forward(std::span(tokens.data() + kDecodePrompt + i, 1), logits.data());
+                    transformer.forward(std::span(tokens.data() + depth + i, 1), logits.data());
                 if (r == 0) continue;  // warm-up
                 wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
                 cpu.push_back(static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / static_cast<double>(T));
                 paired.push_back(static_cast<double>(cost.bytes_per_token * n_decode) / cpu.back() / 1e9 / probe);
                 probes.push_back(probe);
             }
-            const std::string test = "tg" + std::to_string(n_decode);
+            // As llama-bench names it ("tg32 @ d1024"), without spaces; the default depth is plain "tg32".
+            const std::string test = "tg" + std::to_string(n_decode) + (depth_arg == 4 ? "" : "@d" + std::to_string(depth));
             emit(test, n_decode, {detail::median_of(wall), detail::median_of(cpu)}, true, 0);
             std::string each;
             for (double f : paired) each += (each.empty() ? "" : ", ") + std::to_string(static_cast<int>(std::lround(100 * f))) + "%";
@@ -193,6 +198,15 @@ int cmd_bench_model(int argc, char** argv) {
             report["tests"].back()["frac_bw_cpu_paired"] = detail::median_of(paired);
             report["tests"].back()["frac_bw_cpu_each_paired"] = paired;
             report["tests"].back()["read_gb_per_s_cpu_each_paired"] = probes;
+            // The KV cache each decoded token reads, at the run's mean depth:
+            // not in GB/s above (weights only), but at a long depth it is not small.
+            const double kv_mb = static_cast<double>(cost.kv_bytes_per_token) *
+                                 (static_cast<double>(depth) + 0.5 * static_cast<double>(n_decode)) / 1e6;
+            report["tests"].back()["depth"] = depth;
+            report["tests"].back()["kv_mb_per_token"] = kv_mb;
+            if (depth_arg != 4)
+                std::printf("  %-8s KV cache read per decoded token at the mean depth: %.1f MB (%.0f%% of the weights' bytes; not in GB/s)\n",
+                            test.c_str(), kv_mb, 100 * kv_mb * 1e6 / static_cast<double>(cost.bytes_per_token));
         }
         // The ceilings again: on a shared machine they move within a minute
         // (the read probe gave 30 and 44 GB/s in consecutive runs here), and a

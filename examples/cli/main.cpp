@@ -20,7 +20,7 @@ const char* kUsage =
     "commands:\n"
     "  bench [--d-model D] [--d-ff F] [--experts E] [--k K] [--batch 1,8,64,512] [--dtype bf16] [--json FILE]\n"
     "                                    dense vs MoE FFN on synthetic weights, against measured ceilings\n"
-    "  bench --model FILE [--prefill 64,512] [--decode 32] [--reps 3] [-t N] [--json FILE]\n"
+    "  bench --model FILE [--prefill 64,512] [--decode 32] [--depth 4] [--reps 3] [-t N] [--json FILE]\n"
     "                                    a whole model: decode/prefill tokens/s, GB/s and FLOP/s vs ceilings\n"
     "  inspect MODEL [--json]            architecture, hyperparameters, tensors, dense-vs-MoE cost\n"
     "  logits --model M --tokens 1,2,3 --out FILE [--gen N --gen-out FILE2] [--routing FILE.json]\n"
