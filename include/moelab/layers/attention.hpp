@@ -14,6 +14,8 @@
 //     out = a Wo^T
 // K and V of each new position are appended to the cache, so decoding one
 // token costs one row of projections plus a pass over the cached positions.
+// The cache keeps each KV head's rows together (model/cache.hpp), so the
+// keys of a head are a matrix that the backend's matmul reads where it is.
 #pragma once
 
 #include <algorithm>
@@ -32,6 +34,7 @@ namespace moelab {
 struct AttentionScratch {
     FloatBuffer q_proj;  // (n_tokens, n_head * head_dim * (1 + has_gate)): projection output
     FloatBuffer q;       // (n_tokens, n_head * head_dim)
+    FloatBuffer k, v;    // (n_tokens, n_head_kv * head_dim): projections, before they go to the cache
     FloatBuffer gate;    // (n_tokens, n_head * head_dim), Qwen3.5 only
     FloatBuffer mixed;   // (n_tokens, n_head * head_dim): attention output before Wo
     FloatBuffer work;    // per task: its KV group's keys, values transposed, queries, scores, outputs
@@ -52,10 +55,14 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     const std::size_t hd = c.head_dim, q_dim = c.q_dim(), kv_dim = c.kv_dim();
     const std::size_t group = c.n_head / c.n_head_kv;
 
-    // Projections. K and V go straight into the cache rows of their positions.
+    // Projections. K and V are copied into the cache, head by head, after
+    // their norm and RoPE.
     float* q = scratch(s.q, n_tokens * q_dim);
-    float* k = cache.k.data() + pos0 * kv_dim;
-    float* v = cache.v.data() + pos0 * kv_dim;
+    float* k = scratch(s.k, n_tokens * kv_dim);
+    float* v = scratch(s.v, n_tokens * kv_dim);
+    const std::size_t max_ctx = cache.k.size() / kv_dim;
+    auto keys_of = [&](std::size_t g) { return cache.k.data() + g * max_ctx * hd; };    // (max_ctx, hd)
+    auto values_of = [&](std::size_t g) { return cache.v.data() + g * max_ctx * hd; };  // (max_ctx, hd)
     linear(ctx, w.wk, x, n_tokens, k);
     linear(ctx, w.wv, x, n_tokens, v);
     float* gate = nullptr;
@@ -87,6 +94,8 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
         for (std::size_t g = 0; g < c.n_head_kv; ++g) {
             if (c.attn_qk_norm) rmsnorm(b, k_t + g * hd, w.k_norm.data, c.rms_eps, hd, k_t + g * hd);
             rope(b, k_t + g * hd, c.rope.rot_dims, c.rope.style, angles.cos_at(t), angles.sin_at(t));
+            std::copy_n(k_t + g * hd, hd, keys_of(g) + (pos0 + t) * hd);
+            std::copy_n(v + t * kv_dim + g * hd, hd, values_of(g) + (pos0 + t) * hd);
         }
     }
 
@@ -102,7 +111,7 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     // dot() per (query, key, head) and one axpy() per (query, key, head) left
     // the tiles idle: 22% of a dense bf16 prefill of 512 tokens,
     // docs/performance.md):
-    //     S = Q K^T          K: the group's keys 0 .. n_keys-1 (a contiguous copy), rows = keys
+    //     S = Q K^T          K: the group's keys 0 .. n_keys-1 (in the cache, contiguous), rows = keys
     //     P = softmax(S * scale), causal: query t sees keys 0 .. pos0 + t, the rest of its row 0
     //     A = P V = P (V^T)^T    V^T: the group's values transposed, rows = head dims
     // where n_keys = pos0 + (the block's last query) + 1. Every score is
@@ -114,15 +123,16 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     // last key add nothing (x + 0 = x; accumulators start at +0, which +-0
     // keeps).
     //
-    // A block of one query (decoding) reads the cache in place instead, one
-    // dot() per key and one axpy() per key: a product would first copy the
-    // group's keys and transpose its values, which at a long context is more
-    // traffic than the attention itself. So a decoded position's output can
+    // A block of one query (decoding) takes its scores from the same product
+    // (the group's query heads are its tokens), and sums the values with one
+    // axpy() per key, reading them in place: transposing them would be more
+    // traffic than the sum itself. (One dot() per (key, head), as before,
+    // took about 9 ns each with the cache in L2, and tg2048 ran at half of
+    // tg32's speed; docs/performance.md.) So a decoded position's output can
     // differ from a prefill's in the last bits (the value sums run in another
-    // order); before the products they agreed bit for bit, and now they agree
-    // within rounding (tests/test_forward_fixtures.cpp compares them). The
-    // products' copies take, per task, the group's keys and values: over all
-    // tasks about one layer's KV cache.
+    // order); they agree within rounding (tests/test_forward_fixtures.cpp
+    // compares them). The products' copies take, per task, the group's values
+    // transposed: over all tasks about half of one layer's KV cache.
     const std::size_t n_ctx = pos0 + n_tokens;
     float* mixed = scratch(s.mixed, n_tokens * q_dim);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -133,7 +143,7 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     const std::size_t slice = (n_blocks + n_slices - 1) / n_slices * kAttentionQueryBlock;  // tokens
     const std::size_t n_tasks = c.n_head_kv * n_slices;
     const std::size_t max_rows = std::min(n_tokens, kAttentionQueryBlock) * group;  // (query, head) rows per block
-    const std::size_t kv_copies = n_tokens > 1 ? 2 * n_ctx * hd : 0;
+    const std::size_t kv_copies = n_tokens > 1 ? n_ctx * hd : 0;  // the values, transposed
     const std::size_t work_per_task = kv_copies + max_rows * (2 * hd + n_ctx);
     float* work_all = scratch(s.work, n_tasks * work_per_task);
     // Qwen3.5's output gate on query t's heads of group g.
@@ -148,31 +158,28 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
         const float* q_g = q + t * q_dim + g * group * hd;  // (group, hd): the group's query heads
         float* a_g = mixed + t * q_dim + g * group * hd;    // (group, hd)
         const std::size_t n_visible = pos0 + t + 1;
-        for (std::size_t j = 0; j < n_visible; ++j) {
-            const float* k_j = cache.k.data() + j * kv_dim + g * hd;
-            for (std::size_t i = 0; i < group; ++i) scores[i * n_visible + j] = dot(b, k_j, q_g + i * hd, hd) * scale;
+        matmul(b, keys_of(g), n_visible, hd, q_g, group, scores, n_visible);
+        for (std::size_t i = 0; i < group; ++i) {
+            float* row = scores + i * n_visible;
+            for (std::size_t j = 0; j < n_visible; ++j) row[j] *= scale;
+            softmax(b, row, n_visible);
         }
-        for (std::size_t i = 0; i < group; ++i) softmax(b, scores + i * n_visible, n_visible);
         std::fill(a_g, a_g + group * hd, 0.0f);
-        for (std::size_t j = 0; j < n_visible; ++j) {
-            const float* v_j = cache.v.data() + j * kv_dim + g * hd;
-            for (std::size_t i = 0; i < group; ++i) axpy(b, scores[i * n_visible + j], v_j, a_g + i * hd, hd);
-        }
+        const float* v_g = values_of(g);
+        for (std::size_t j = 0; j < n_visible; ++j)
+            for (std::size_t i = 0; i < group; ++i) axpy(b, scores[i * n_visible + j], v_g + j * hd, a_g + i * hd, hd);
         apply_gate(g, t);
     };
     ctx.pool.parallel_for(n_tasks, [&](std::size_t task) {
         const std::size_t g = task / n_slices, t_begin = (task % n_slices) * slice;
         const std::size_t t_end = std::min(n_tokens, t_begin + slice);
         if (t_begin >= t_end) return;
-        float* keys = work_all + task * work_per_task;  // (n_keys, hd)
-        float* values_t = keys + kv_copies / 2;         // (hd, n_keys)
-        float* queries = keys + kv_copies;              // (rows, hd): row (t - t0) * group + i is head g * group + i
-        float* attended = queries + max_rows * hd;      // (rows, hd)
-        float* scores = attended + max_rows * hd;       // (rows, n_keys)
-        // The task's keys, once: every block reads a prefix of them.
-        if (kv_copies)
-            for (std::size_t j = 0; j < pos0 + t_end; ++j)
-                std::copy_n(cache.k.data() + j * kv_dim + g * hd, hd, keys + j * hd);
+        float* values_t = work_all + task * work_per_task;  // (hd, n_keys)
+        float* queries = values_t + kv_copies;              // (rows, hd): row (t - t0) * group + i is head g * group + i
+        float* attended = queries + max_rows * hd;          // (rows, hd)
+        float* scores = attended + max_rows * hd;           // (rows, n_keys)
+        const float* keys = keys_of(g);                     // (n_keys, hd), in the cache
+        const float* values = values_of(g);                 // (n_keys, hd), in the cache
         for (std::size_t t0 = t_begin; t0 < t_end; t0 += kAttentionQueryBlock) {
             const std::size_t t1 = std::min(t_end, t0 + kAttentionQueryBlock), rows = (t1 - t0) * group;
             const std::size_t n_keys = pos0 + t1;
@@ -191,7 +198,7 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
                 std::fill(row + n_visible, row + n_keys, 0.0f);
             }
             for (std::size_t j = 0; j < n_keys; ++j)
-                for (std::size_t d = 0; d < hd; ++d) values_t[d * n_keys + j] = cache.v[j * kv_dim + g * hd + d];
+                for (std::size_t d = 0; d < hd; ++d) values_t[d * n_keys + j] = values[j * hd + d];
             matmul(b, values_t, hd, n_keys, scores, rows, attended, hd);
             for (std::size_t t = t0; t < t1; ++t) {
                 std::copy_n(attended + (t - t0) * group * hd, group * hd, mixed + t * q_dim + g * group * hd);

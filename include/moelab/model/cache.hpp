@@ -23,8 +23,11 @@
 namespace moelab {
 
 struct LayerCache {
-    FloatBuffer k;     // attention: (max_ctx, n_head_kv * head_dim), row p = position p
-    FloatBuffer v;     // attention: (max_ctx, n_head_kv * head_dim)
+    // Attention: (n_head_kv, max_ctx, head_dim), row (g, p) = KV head g at position p.
+    // Each KV head's keys are one contiguous matrix, so attention multiplies
+    // by it in place (layers/attention.hpp).
+    FloatBuffer k;
+    FloatBuffer v;     // attention: (n_head_kv, max_ctx, head_dim), as k
     FloatBuffer conv;  // DeltaNet: (conv_kernel - 1, channels): the last inputs of the causal conv, oldest first
     FloatBuffer ssm;   // DeltaNet: (n_value_heads, d_v, d_k): one state matrix S per value head
 };
