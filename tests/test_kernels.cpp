@@ -252,6 +252,38 @@ TEMPLATE_TEST_CASE("determinism rule: a row's result does not depend on its neig
     SECTION("bf16") { check_determinism<TestType, bf16>(); }
 }
 
+// Highway's f32 matmul reads weight and activation rows in place when cols is
+// a multiple of the lane count and the data is 64-byte aligned (as the model's
+// tensors, the KV cache and the activations usually are; weights only for more
+// than one tile of tokens), and copies them into padded rows otherwise. Either
+// way a (row, token) is matvec's, bit for bit.
+TEMPLATE_TEST_CASE("f32 matmul: aligned and misaligned rows give matvec's bits", "[kernels][products]",
+                   MOELAB_TEST_BACKENDS) {
+    std::mt19937 rng(107);
+    const std::size_t rows = 37, cols = 96, max_tokens = 13;  // 96: whole vectors of 4, 8 or 16 lanes
+    const auto w_values = random_values<float>(rows * cols + 16, rng);
+    const auto x_values = random_values<float>(max_tokens * cols + 16, rng);
+    const FloatBuffer w(w_values.data(), w_values.data() + rows * cols + 16),  // 64-byte aligned
+        x(x_values.data(), x_values.data() + max_tokens * cols + 16);
+    REQUIRE(reinterpret_cast<std::uintptr_t>(w.data()) % 64 == 0);
+    REQUIRE(reinterpret_cast<std::uintptr_t>(x.data()) % 64 == 0);
+    for (const std::size_t n_tokens : {std::size_t{4}, max_tokens}) {  // one tile of tokens (weights copied), and more
+        for (const std::size_t offset : {0u, 4u}) {                  // 4 floats = 16 bytes: misaligned rows
+            const float* wo = w.data() + offset;
+            const float* xo = x.data() + offset;
+            std::vector<float> y_matmul(n_tokens * rows), y_matvec(rows);
+            kernels::matmul(TestType{}, wo, rows, cols, xo, n_tokens, y_matmul.data(), rows);
+            for (std::size_t t = 0; t < n_tokens; ++t) {
+                kernels::matvec(TestType{}, wo, rows, cols, xo + t * cols, y_matvec.data());
+                for (std::size_t r = 0; r < rows; ++r) {
+                    INFO(n_tokens << " tokens, offset " << offset << ", token " << t << ", row " << r);
+                    REQUIRE(bits(y_matmul[t * rows + r]) == bits(y_matvec[r]));
+                }
+            }
+        }
+    }
+}
+
 TEMPLATE_TEST_CASE("f16 weights widen exactly: subnormals, inf and NaN", "[kernels][products]", MOELAB_TEST_BACKENDS) {
     // Every f16 bit pattern, one at a time, as w in dot(w, e_i): the product
     // with 1.0 is the widened value itself.
