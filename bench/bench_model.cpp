@@ -57,7 +57,7 @@ namespace {
 
 using namespace moelab;
 
-constexpr std::size_t kDecodePrompt = 4;  // untimed tokens before decoding starts (as moelab bench --model)
+constexpr std::size_t kDecodePrompt = 4;  // untimed tokens before decoding starts (moelab bench --model's default --depth)
 
 // One model under test, loaded once; benchmarks only read it.
 struct LoadedModel {

@@ -133,15 +133,6 @@ HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t co
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);
 }
 
-// Compute-bound. x is copied once, and each chunk of kChunkRows weight rows
-// is copied (f32) or widened (f16/bf16) once, into 64-byte aligned buffers
-// whose rows are zero-padded to whole vectors: unaligned 64-byte loads
-// straddle two cache lines, and the register tile ran at half speed on them.
-// (The zero padding does exactly what product_tile's tail does, so results
-// are unchanged.) Then all tokens sweep past the chunk, kTileTokens at a
-// time, in register tiles of kTileRows x kTileTokens accumulators: kTileRows +
-// kTileTokens loads per kTileRows * kTileTokens FMAs. The chunk stays in L2.
-// (Blocking the columns too measured slower here; docs/kernels.md.)
 // f32 rows that are already whole vectors on 64-byte boundaries (cols a
 // multiple of the lane count, the data 64-byte aligned: the GGUF files'
 // tensors, the KV cache and the activations usually are) are read where they
@@ -157,6 +148,16 @@ HWY_INLINE bool whole_aligned_vectors(const float* p, std::size_t cols) {
     return cols % hn::Lanes(DF()) == 0 && reinterpret_cast<std::uintptr_t>(p) % 64 == 0;
 }
 
+// Compute-bound. x is copied once, and each chunk of kChunkRows weight rows
+// is copied (f32) or widened (f16/bf16) once, into 64-byte aligned buffers
+// whose rows are zero-padded to whole vectors: unaligned 64-byte loads
+// straddle two cache lines, and the register tile ran at half speed on them.
+// (The zero padding does exactly what product_tile's tail does, so results
+// are unchanged.) Then all tokens sweep past the chunk, kTileTokens at a
+// time, in register tiles of kTileRows x kTileTokens accumulators: kTileRows +
+// kTileTokens loads per kTileRows * kTileTokens FMAs. The chunk stays in L2.
+// (Blocking the columns too measured slower here; docs/kernels.md.) Rows
+// that whole_aligned_vectors() accepts are read in place instead (above).
 template <class T>
 inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
                    const float* HWY_RESTRICT x, std::size_t n_tokens, float* HWY_RESTRICT y,

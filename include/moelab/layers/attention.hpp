@@ -37,7 +37,7 @@ struct AttentionScratch {
     FloatBuffer k, v;    // (n_tokens, n_head_kv * head_dim): projections, before they go to the cache
     FloatBuffer gate;    // (n_tokens, n_head * head_dim), Qwen3.5 only
     FloatBuffer mixed;   // (n_tokens, n_head * head_dim): attention output before Wo
-    FloatBuffer work;    // per task: its KV group's keys, values transposed, queries, scores, outputs
+    FloatBuffer work;    // per task: its KV group's values transposed, queries, scores, outputs
 };
 
 // Queries per block in the attention products (below): each block's query heads are the
