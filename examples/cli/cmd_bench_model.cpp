@@ -89,7 +89,8 @@ int cmd_bench_model(int argc, char** argv) {
     const std::string path = args.required("model");
     const auto prefills = parse_sizes(args.get("prefill", "64,512"), "--prefill");
     const auto n_decode = static_cast<std::size_t>(args.integer("decode", 32));
-    const long long depth_arg = args.integer("depth", 4);
+    constexpr long long kDefaultDepth = 4;  // untimed tokens before decoding starts, unless --depth says
+    const long long depth_arg = args.integer("depth", kDefaultDepth);
     const long long reps = args.integer("reps", 3);
     const long long threads = args.integer("t", args.integer("threads", 0));
     if (n_decode == 0 || n_decode > 65536) throw UsageError("--decode must be in [1, 65536]");
@@ -104,7 +105,8 @@ int cmd_bench_model(int argc, char** argv) {
     const ModelCost cost = model_cost(c, model.weights());
     volatile unsigned checksum = touch_weight_pages(model.weights());
     (void)checksum;
-    const auto depth = static_cast<std::size_t>(depth_arg);  // untimed tokens before decoding starts
+    const auto depth = static_cast<std::size_t>(depth_arg);
+    const bool default_depth = depth_arg == kDefaultDepth;
     const std::size_t max_prefill = *std::max_element(prefills.begin(), prefills.end());
     const std::size_t max_ctx = std::max(max_prefill, depth + n_decode);
     ThreadPool pool(static_cast<std::size_t>(threads));
@@ -189,7 +191,7 @@ int cmd_bench_model(int argc, char** argv) {
                 probes.push_back(probe);
             }
             // As llama-bench names it ("tg32 @ d1024"), without spaces; the default depth is plain "tg32".
-            const std::string test = "tg" + std::to_string(n_decode) + (depth_arg == 4 ? "" : "@d" + std::to_string(depth));
+            const std::string test = "tg" + std::to_string(n_decode) + (default_depth ? "" : "@d" + std::to_string(depth));
             emit(test, n_decode, {detail::median_of(wall), detail::median_of(cpu)}, true, 0);
             std::string each;
             for (double f : paired) each += (each.empty() ? "" : ", ") + std::to_string(static_cast<int>(std::lround(100 * f))) + "%";
@@ -204,7 +206,7 @@ int cmd_bench_model(int argc, char** argv) {
                                  (static_cast<double>(depth) + 0.5 * static_cast<double>(n_decode)) / 1e6;
             report["tests"].back()["depth"] = depth;
             report["tests"].back()["kv_mb_per_token"] = kv_mb;
-            if (depth_arg != 4)
+            if (!default_depth)
                 std::printf("  %-8s KV cache read per decoded token at the mean depth: %.1f MB (%.0f%% of the weights' bytes; not in GB/s)\n",
                             test.c_str(), kv_mb, 100 * kv_mb * 1e6 / static_cast<double>(cost.bytes_per_token));
         }

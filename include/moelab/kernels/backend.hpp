@@ -89,6 +89,16 @@ template <std::size_t kMax, class F>
     }(std::make_index_sequence<kMax>{});
 }
 
+// True when rows of `cols` values starting at p can be read where they are by
+// a product loop that steps `values_per_load` values (one 64-byte vector) at a
+// time: each row a whole number of loads, and the data on a 64-byte boundary
+// (so, rows being whole loads, every row is too). A 64-byte load that spans
+// two cache lines runs a register tile at about half speed, which is why the
+// SIMD matmuls copy other rows into aligned, padded panels first.
+[[gnu::always_inline]] inline bool whole_aligned_rows(const void* p, std::size_t cols, std::size_t values_per_load) {
+    return cols % values_per_load == 0 && reinterpret_cast<std::uintptr_t>(p) % 64 == 0;
+}
+
 // The tags live in namespace moelab::kernels (through the inline namespace
 // `backend`), so argument-dependent lookup on a tag finds the kernels
 // declared next to it: model code calls kernels *unqualified*,

@@ -133,21 +133,6 @@ HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t co
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);
 }
 
-// f32 rows that are already whole vectors on 64-byte boundaries (cols a
-// multiple of the lane count, the data 64-byte aligned: the GGUF files'
-// tensors, the KV cache and the activations usually are) are read where they
-// are, as the bf16 products do (highway_bf16.hpp): the copy would hold the
-// same values, so the results are the same. Weight rows only when more than
-// one tile of tokens sweeps each chunk: with one tile (decode attention's
-// scores, a group's 4 query heads) every chunk is read once, and copying it
-// first, one sequential stream, measured faster than the tile's four rows at
-// a time from DRAM (MoE Q4_K at a depth of 1024: 135 / 141 tok/s copied,
-// 122 / 129 in place); with 512 tokens in place measured faster (dense bf16
-// pp512 518 / 572 copied, 565 / 631 in place; docs/kernels.md).
-HWY_INLINE bool whole_aligned_vectors(const float* p, std::size_t cols) {
-    return cols % hn::Lanes(DF()) == 0 && reinterpret_cast<std::uintptr_t>(p) % 64 == 0;
-}
-
 // Compute-bound. x is copied once, and each chunk of kChunkRows weight rows
 // is copied (f32) or widened (f16/bf16) once, into 64-byte aligned buffers
 // whose rows are zero-padded to whole vectors: unaligned 64-byte loads
@@ -156,8 +141,18 @@ HWY_INLINE bool whole_aligned_vectors(const float* p, std::size_t cols) {
 // are unchanged.) Then all tokens sweep past the chunk, kTileTokens at a
 // time, in register tiles of kTileRows x kTileTokens accumulators: kTileRows +
 // kTileTokens loads per kTileRows * kTileTokens FMAs. The chunk stays in L2.
-// (Blocking the columns too measured slower here; docs/kernels.md.) Rows
-// that whole_aligned_vectors() accepts are read in place instead (above).
+// (Blocking the columns too measured slower here; docs/kernels.md.)
+// f32 rows that are already whole vectors on 64-byte boundaries
+// (kernels::whole_aligned_rows: the GGUF files' tensors, the KV cache and the
+// activations usually are) are read where they are instead, as the bf16
+// products do (highway_bf16.hpp): the copy would hold the same values, so the
+// results are the same. Weight rows only when more than one tile of tokens
+// sweeps each chunk: with one tile (decode attention's scores, a group's 4
+// query heads) every chunk is read once, and copying it first, one sequential
+// stream, measured faster than the tile's four rows at a time from DRAM (MoE
+// Q4_K at a depth of 1024: 135 / 141 tok/s copied, 122 / 129 in place); with
+// 512 tokens in place measured faster (dense bf16 pp512 518 / 572 copied,
+// 565 / 631 in place; docs/kernels.md).
 template <class T>
 inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
                    const float* HWY_RESTRICT x, std::size_t n_tokens, float* HWY_RESTRICT y,
@@ -165,9 +160,8 @@ inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
     const std::size_t N = hn::Lanes(DF());
     const std::size_t stride = (cols + N - 1) / N * N;
     constexpr bool kF32 = std::is_same_v<T, float>;
-    const bool x_in_place = !kPairOrdered<T> && whole_aligned_vectors(x, cols);
-    bool w_in_place = false;
-    if constexpr (kF32) w_in_place = n_tokens > kTileTokens && whole_aligned_vectors(w, cols);
+    const bool x_in_place = !kPairOrdered<T> && kernels::whole_aligned_rows(x, cols, N);
+    const bool w_in_place = kF32 && n_tokens > kTileTokens && kernels::whole_aligned_rows(w, cols, N);
     FloatBuffer xs(x_in_place ? 0 : n_tokens * stride);  // (n_tokens, stride), zero-padded; bf16: in pair order, as the panel
     for (std::size_t t = 0; !x_in_place && t < n_tokens; ++t) {
         if constexpr (kPairOrdered<T>)

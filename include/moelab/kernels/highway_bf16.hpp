@@ -33,7 +33,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdint>
 
 #include "moelab/kernels/backend.hpp"
 #include "moelab/quant/bf16_activations.hpp"
@@ -104,18 +103,16 @@ inline void matvec(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t col
 // 64-byte load that straddles two cache lines halves the tile's speed), then
 // every tile of kTileTokens tokens sweeps the chunk. The padding does what
 // the tile's tail does, so results equal matvec's. Rows that are already
-// whole steps on 64-byte boundaries (cols a multiple of 32 and the data
-// 64-byte aligned, as the GGUF files' tensors and the rounded activations
-// usually are) are read where they are: the copies and their zeroing were
-// about a tenth of a dense bf16 prefill's profile (docs/performance.md).
-HWY_INLINE bool whole_aligned_steps(const bf16* p, std::size_t cols) {
-    return cols % kStep == 0 && reinterpret_cast<std::uintptr_t>(p) % 64 == 0;
-}
+// whole steps on 64-byte boundaries (kernels::whole_aligned_rows: cols a
+// multiple of 32 and the data 64-byte aligned, as the GGUF files' tensors and
+// the rounded activations usually are) are read where they are: the copies
+// and their zeroing were about a tenth of a dense bf16 prefill's profile
+// (docs/performance.md).
 
 inline void matmul(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t cols, const bf16* HWY_RESTRICT x,
                    std::size_t n_tokens, float* HWY_RESTRICT y, std::size_t y_stride) {
     const std::size_t stride = (cols + kStep - 1) / kStep * kStep;
-    const bool copy_x = !whole_aligned_steps(x, cols), copy_w = !whole_aligned_steps(w, cols);
+    const bool copy_x = !kernels::whole_aligned_rows(x, cols, kStep), copy_w = !kernels::whole_aligned_rows(w, cols, kStep);
     Bf16Buffer xs(copy_x ? n_tokens * stride : 0);  // value-initialised: the padding is +0
     for (std::size_t t = 0; copy_x && t < n_tokens; ++t)
         std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
