@@ -37,6 +37,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "moelab/ops/linear.hpp"
@@ -207,6 +208,56 @@ TEST_CASE("quantize_activations: q_kquant is q with each 128 per token in quarte
             REQUIRE(a.q_kquant[t * cols + i] == a.q[from]);
             REQUIRE(a.rows()[t].q_kquant[i] == a.q[from]);
         }
+}
+
+TEST_CASE("quantize_activation_rows: any split of the rows, quantize_activations' bytes", "[int8]") {
+    std::mt19937 rng(7);
+    const std::size_t n_tokens = 9, cols = 384;
+    std::vector<float> x = random_activations(n_tokens * cols, rng);
+    for (std::size_t i = 32; i < 64; ++i) x[i] = -0.0f;             // a block of negative zeros: d = 0
+    for (std::size_t i = 96; i < 128; ++i) x[i] = 1e-45f * float(i); // subnormals
+    x[500] = -std::numeric_limits<float>::infinity();
+    Q8Activations whole, split;
+    quantize_activations(x.data(), n_tokens, cols, whole);
+    REQUIRE(whole.d[1] == 0.0f);
+    REQUIRE(std::isnan(whole.d[500 / 32]));
+    resize_activations(split, n_tokens, cols, /*kquant_order=*/true);
+    for (const auto& [begin, end] : {std::pair<std::size_t, std::size_t>{5, 9}, {0, 2}, {2, 5}})  // out of order
+        quantize_activation_rows(x.data(), begin, end, split);
+    auto same = [](const auto& a, const auto& b) {
+        return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+    };
+    REQUIRE(same(whole.q, split.q));
+    REQUIRE(same(whole.q_kquant, split.q_kquant));
+    REQUIRE(same(whole.d, split.d));
+    REQUIRE(same(whole.dsum16, split.dsum16));
+    REQUIRE(same(whole.dsum32, split.dsum32));
+    REQUIRE(same(whole.qsum32, split.qsum32));
+}
+
+TEMPLATE_TEST_CASE("ops::round_for: rounded by a pool or on one thread, the same bytes", "[int8][bf16]", MOELAB_TEST_BACKENDS) {
+    std::mt19937 rng(8);
+    const std::size_t cols = 1024, n_tokens = ops::kParallelRoundingValues / cols + 3;  // above the threshold
+    const auto x = random_activations(n_tokens * cols, rng);
+    const WeightMatrix q4k{DType::q4_k, nullptr, 16, cols}, bf16_w{DType::bf16, nullptr, 16, cols};  // read for their dtypes only
+    using P = ops::ActivationPrecision;
+    for (const P p : {P::int8, P::bf16}) {
+        ops::RoundedActivations alone, pooled;
+        ThreadPool pool(3);
+        const ops::ProductInput a = ops::round_for(TestType{}, p, {&q4k, &bf16_w}, x.data(), n_tokens, cols, alone);
+        const ops::ProductInput b = ops::round_for(TestType{}, p, {&q4k, &bf16_w}, x.data(), n_tokens, cols, pooled, &pool);
+        REQUIRE((a.x_q8.q != nullptr) == (b.x_q8.q != nullptr));
+        REQUIRE((a.x_bf16 != nullptr) == (b.x_bf16 != nullptr));
+        REQUIRE((a.x_q8.q != nullptr) == ops::uses_int8(TestType{}, q4k, p));
+        REQUIRE((a.x_bf16 != nullptr) == ops::uses_bf16(TestType{}, bf16_w, p));
+        if (a.x_q8.q) {
+            REQUIRE(std::memcmp(alone.int8.q.data(), pooled.int8.q.data(), n_tokens * cols) == 0);
+            REQUIRE(std::memcmp(alone.int8.q_kquant.data(), pooled.int8.q_kquant.data(), n_tokens * cols) == 0);
+            REQUIRE(std::memcmp(alone.int8.d.data(), pooled.int8.d.data(), n_tokens * cols / 32 * 4) == 0);
+            REQUIRE(std::memcmp(alone.int8.dsum16.data(), pooled.int8.dsum16.data(), n_tokens * cols / 16 * 4) == 0);
+        }
+        if (a.x_bf16) REQUIRE(std::memcmp(a.x_bf16, b.x_bf16, n_tokens * cols * sizeof(bf16)) == 0);
+    }
 }
 
 // ---------------------------------------------------------------------------

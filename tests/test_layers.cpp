@@ -4,15 +4,20 @@
 // particular checkpoint:
 //   1. an MoE layer with one expert and k = 1 is exactly the dense FFN;
 //   2. renormalised routing weights sum to 1;
-//   3. an MoE layer whose experts are all the same dense FFN equals that FFN.
+//   3. an MoE layer whose experts are all the same dense FFN equals that FFN;
+//   4. a token decoded alone gets the bits it gets in a batch, in every
+//      activation mode and weight type (decode skips the gather and rounds
+//      its token once: the same rows as the batch's gathered ones).
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "moelab/layers/ffn_dense.hpp"
 #include "moelab/layers/ffn_moe.hpp"
+#include "moelab/quant/quant.hpp"
 #include "support/backends.hpp"
 
 using namespace moelab;
@@ -149,5 +154,60 @@ TEMPLATE_TEST_CASE("a shared expert adds sigmoid(g . x) times its FFN", "[layers
         for (std::size_t i = 0; i < D; ++i) mag += std::abs(double(gate.values[i]) * x[i]);
         const double gate_err = 0.25 * (D + 1) * kUnitRoundoff * mag + 4 * kUnitRoundoff;
         REQUIRE(std::abs(a[d] - (b[d] + g * s[d])) <= gate_err * std::abs(s[d]) + 2 * kUnitRoundoff * std::abs(a[d]) + 1e-30);
+    }
+}
+
+TEMPLATE_TEST_CASE("MoE: a token alone gets the bits it gets in a batch, every mode and weight type", "[layers][moe]",
+                   MOELAB_TEST_BACKENDS) {
+    std::mt19937 rng(25);
+    const std::size_t D = 256, F = 256, E = 8, k = 3, n_tokens = 6;  // 256: whole Q4_K blocks
+    // Each expert's matrices stored as `dtype`: f32 values rounded to bf16 or quantized.
+    struct StoredMatrix {
+        std::vector<std::byte> bytes;
+        WeightMatrix view;
+    };
+    auto stored = [&](DType dtype, std::size_t rows, std::size_t cols) {
+        const RandomMatrix m(rows, cols, rng);
+        StoredMatrix out{std::vector<std::byte>(rows * row_bytes(dtype, cols)), {}};
+        for (std::size_t r = 0; r < rows; ++r) {
+            std::byte* row = out.bytes.data() + r * row_bytes(dtype, cols);
+            const float* values = m.values.data() + r * cols;
+            if (dtype == DType::f32) std::memcpy(row, values, cols * 4);
+            else if (dtype == DType::bf16)
+                for (std::size_t c = 0; c < cols; ++c) {
+                    const bf16 b = f32_to_bf16(values[c]);
+                    std::memcpy(row + 2 * c, &b, 2);
+                }
+            else quantize_row(dtype, values, cols, row);
+        }
+        out.view = {dtype, out.bytes.data(), rows, cols};
+        return out;
+    };
+    ThreadPool pool(2);
+    const RandomMatrix router(E, D, rng);
+    const auto x = random_activations(n_tokens * D, rng);
+    using P = ops::ActivationPrecision;
+    for (const DType dtype : {DType::f32, DType::bf16, DType::q8_0, DType::q4_k}) {
+        std::vector<StoredMatrix> matrices;
+        matrices.reserve(3 * E);
+        MoEFFNWeights w{router.view, {}, {}, {}};
+        for (std::size_t e = 0; e < E; ++e) {
+            for (auto [rows, cols] : {std::pair{F, D}, std::pair{F, D}, std::pair{D, F}}) matrices.push_back(stored(dtype, rows, cols));
+            w.experts.push_back({matrices[3 * e].view, matrices[3 * e + 1].view, matrices[3 * e + 2].view});
+        }
+        const MoEConfig cfg{E, k, F, 0, /*norm_topk_prob=*/true, false};
+        for (const P mode : {P::f32, P::int8, P::bf16}) {
+            INFO(dtype_name(dtype) << ", mode " << static_cast<int>(mode));
+            Context<TestType> ctx{TestType{}, pool};
+            ctx.activations = mode;
+            MoEScratch ms;
+            std::vector<float> batch(n_tokens * D), alone(D);
+            ffn_moe(ctx, w, cfg, x.data(), n_tokens, batch.data(), ms);
+            for (std::size_t t = 0; t < n_tokens; ++t) {
+                ffn_moe(ctx, w, cfg, x.data() + t * D, 1, alone.data(), ms);
+                INFO("token " << t);
+                REQUIRE(std::memcmp(alone.data(), batch.data() + t * D, D * 4) == 0);
+            }
+        }
     }
 }

@@ -184,11 +184,16 @@ struct RoundedActivations {
 // Rounds x into `scratch` for each mode that applies to one of them, and
 // returns the view linear_rows() takes. The K-quant ordered copy of the 8-bit
 // activations (Q8Activations::q_kquant) is written only if a Q4_K or Q5_K
-// matrix will read it.
+// matrix will read it. With a pool, a batch of at least
+// kParallelRoundingValues values is rounded by all threads, a range of rows
+// each (rows are independent, so the bits are the same): on one thread the
+// other would wait, 8% of a dense Q4_K pp512 in the int8 mode (docs/kernels.md).
+inline constexpr std::size_t kParallelRoundingValues = 64 * 1024;
+
 template <class Backend>
 ProductInput round_for(Backend backend, ActivationPrecision precision,
                        std::initializer_list<const WeightMatrix*> readers, const float* x, std::size_t n_tokens,
-                       std::size_t cols, RoundedActivations& scratch) {
+                       std::size_t cols, RoundedActivations& scratch, ThreadPool* pool = nullptr) {
     ProductInput in{x, {}, nullptr, cols};
     bool int8 = false, kquant_order = false, bf16_values = false;
     for (const WeightMatrix* w : readers) {
@@ -198,12 +203,20 @@ ProductInput round_for(Backend backend, ActivationPrecision precision,
         }
         bf16_values |= uses_bf16(backend, *w, precision);
     }
+    auto for_token_ranges = [&](auto&& f) {
+        if (pool && n_tokens * cols >= kParallelRoundingValues) pool->parallel_ranges(n_tokens, 1, f);
+        else f(std::size_t{0}, n_tokens);
+    };
     if (int8) {
-        quantize_activations(x, n_tokens, cols, scratch.int8, kquant_order);
+        resize_activations(scratch.int8, n_tokens, cols, kquant_order);
+        for_token_ranges([&](std::size_t begin, std::size_t end) { quantize_activation_rows(x, begin, end, scratch.int8); });
         in.x_q8 = scratch.int8.rows();
     }
     if (bf16_values) {
-        round_activations_to_bf16(x, n_tokens * cols, scratch.bf16);
+        if (scratch.bf16.size() < n_tokens * cols) scratch.bf16.resize(n_tokens * cols);
+        for_token_ranges([&](std::size_t begin, std::size_t end) {
+            round_activations_to_bf16(x + begin * cols, (end - begin) * cols, scratch.bf16.data() + begin * cols);
+        });
         in.x_bf16 = scratch.bf16.data();
     }
     return in;
@@ -288,7 +301,7 @@ void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const floa
             ActivationPrecision precision = ActivationPrecision::f32, RoundedActivations* rounded = nullptr) {
     visit_weight_type(w, [](auto*) {});  // an unsupported dtype throws here, on the calling thread
     RoundedActivations local;
-    const ProductInput in = round_for(backend, precision, {&w}, x, n_tokens, w.cols, rounded ? *rounded : local);
+    const ProductInput in = round_for(backend, precision, {&w}, x, n_tokens, w.cols, rounded ? *rounded : local, &pool);
     pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
         linear_rows(backend, w, begin, end, in, n_tokens, y, w.rows);
     });

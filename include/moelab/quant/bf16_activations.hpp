@@ -45,9 +45,12 @@ namespace moelab {
 using Bf16Buffer = std::vector<bf16, AlignedAllocator<bf16>>;
 
 // out[0..n) = x[0..n) rounded to bf16 (ties to even; NaN stays NaN, inf stays inf).
+inline void round_activations_to_bf16(const float* x, std::size_t n, bf16* out) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+}
 inline void round_activations_to_bf16(const float* x, std::size_t n, Bf16Buffer& out) {
     if (out.size() < n) out.resize(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+    round_activations_to_bf16(x, n, out.data());
 }
 
 }  // namespace moelab

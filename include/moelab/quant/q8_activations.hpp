@@ -125,15 +125,12 @@ struct Q8Activations {
     }
 };
 
-// x: (n_tokens, cols) -> out. cols must be a multiple of 32 (every quantized
-// weight row is). Buffers only grow. A block holding an infinity or NaN gets
-// d = NaN, so every product that reads it is NaN, as in the f32 path.
-// kquant_order: also write q_kquant (only SIMD Q4_K/Q5_K kernels read it;
-// ops::round_for skips it for other weights).
-inline void quantize_activations(const float* x, std::size_t n_tokens, std::size_t cols, Q8Activations& out,
-                                 bool kquant_order = true) {
-    constexpr std::size_t B = kQ8ActivationBlock;
-    const std::size_t n = n_tokens * cols, blocks = n / B;
+// Sizes out for (n_tokens, cols) activations; quantize_activation_rows() then
+// fills any rows of it, in any order or split (each row is independent).
+// Buffers only grow. kquant_order: also hold q_kquant (only SIMD Q4_K/Q5_K
+// kernels read it; ops::round_for skips it for other weights).
+inline void resize_activations(Q8Activations& out, std::size_t n_tokens, std::size_t cols, bool kquant_order) {
+    const std::size_t n = n_tokens * cols, blocks = n / kQ8ActivationBlock;
     out.n_tokens = n_tokens;
     out.cols = cols;
     out.has_kquant_order = kquant_order;
@@ -141,23 +138,33 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
     if (kquant_order && out.q_kquant.size() < n) out.q_kquant.resize(n);
     if (out.d.size() < blocks)
         out.d.resize(blocks), out.dsum32.resize(blocks), out.dsum16.resize(2 * blocks), out.qsum32.resize(blocks);
-    for (std::size_t b = 0; b < blocks; ++b) {
+}
+
+// Rows [row_begin, row_end) of x: (out.n_tokens, out.cols) -> out, sized by
+// resize_activations(). cols must be a multiple of 32 (every quantized weight
+// row is). A block holding an infinity or NaN gets d = NaN, so every product
+// that reads it is NaN, as in the f32 path.
+inline void quantize_activation_rows(const float* x, std::size_t row_begin, std::size_t row_end, Q8Activations& out) {
+    constexpr std::size_t B = kQ8ActivationBlock;
+    const std::size_t cols = out.cols;
+    for (std::size_t b = row_begin * cols / B; b < row_end * cols / B; ++b) {
         const float* xb = x + b * B;
         std::int8_t* qb = out.q.data() + b * B;
         // Written as flat loops without early exits so that compilers vectorize them.
-        float amax = 0.0f;
-        bool finite = true;
-        for (std::size_t i = 0; i < B; ++i) {
-            amax = std::max(amax, std::fabs(xb[i]));
-            finite &= (std::bit_cast<std::uint32_t>(xb[i]) & 0x7F800000u) != 0x7F800000u;  // not inf or NaN
-        }
-        if (!finite) {
+        // max |x| on the bit patterns: without the sign bit, a finite float's bits
+        // order as its magnitude does, and an infinity or NaN has bits >= those of
+        // infinity. (A float max reduction stays scalar without -ffast-math: a
+        // row of 2,048 took 2.3 us that way, 1.45 us this way, docs/kernels.md.)
+        std::uint32_t amax_bits = 0;
+        for (std::size_t i = 0; i < B; ++i) amax_bits = std::max(amax_bits, std::bit_cast<std::uint32_t>(xb[i]) & 0x7FFFFFFFu);
+        if (amax_bits >= 0x7F800000u) {  // an infinity or NaN
             for (std::size_t i = 0; i < B; ++i) qb[i] = 0;
             out.qsum32[b] = 0;
             out.d[b] = out.dsum32[b] = out.dsum16[2 * b] = out.dsum16[2 * b + 1] =
                 std::numeric_limits<float>::quiet_NaN();
             continue;
         }
+        const float amax = std::bit_cast<float>(amax_bits);
         const float d = amax / 127.0f;
         const float divisor = d > 0.0f ? d : 1.0f;  // an all-zero block: q = 0
         int q[B];
@@ -172,7 +179,7 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
         out.dsum32[b] = d * static_cast<float>(sum_low + sum_high);
         out.qsum32[b] = sum_low + sum_high;
     }
-    for (std::size_t t = 0; kquant_order && t < n_tokens; ++t) {  // quarters 0, 2, 1, 3 of every 128 (a shorter tail as is)
+    for (std::size_t t = row_begin; out.has_kquant_order && t < row_end; ++t) {  // quarters 0, 2, 1, 3 of every 128 (a shorter tail as is)
         const std::int8_t* from = out.q.data() + t * cols;
         std::int8_t* to = out.q_kquant.data() + t * cols;
         std::size_t i = 0;
@@ -180,6 +187,13 @@ inline void quantize_activations(const float* x, std::size_t n_tokens, std::size
             for (std::size_t quarter : {0, 2, 1, 3}) to = std::copy_n(from + i + 32 * quarter, 32, to);
         std::copy(from + i, from + cols, to);
     }
+}
+
+// x: (n_tokens, cols) -> out, all rows on the calling thread.
+inline void quantize_activations(const float* x, std::size_t n_tokens, std::size_t cols, Q8Activations& out,
+                                 bool kquant_order = true) {
+    resize_activations(out, n_tokens, cols, kquant_order);
+    quantize_activation_rows(x, 0, n_tokens, out);
 }
 
 // ---------------------------------------------------------------------------
