@@ -40,6 +40,7 @@
 #include "moelab/kernels/xsimd.hpp"
 #endif
 #include "moelab/ops/linear.hpp"
+#include "moelab/quant/bf16_activations.hpp"
 #include "moelab/quant/q8_activations.hpp"
 #include "moelab/quant/quant.hpp"
 #include "moelab/roofline.hpp"
@@ -245,8 +246,39 @@ void register_all(const Ceilings& c) {
     });
 }
 
+// Rounding activations for the opt-in modes (quantize_activations,
+// round_activations_to_bf16): portable code, no backend, on one thread as
+// ops::round_for runs it for one token. 1 row is a decoded token's input,
+// 8 rows a decoded MoE layer's expert inputs before decode rounded its token
+// once (docs/kernels.md). Bytes are the f32 values read.
+void register_rounding(const Ceilings& c) {
+    for (const std::size_t rows : {1, 8}) {
+        constexpr std::size_t cols = 2048;
+        const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
+        benchmark::RegisterBenchmark(("round/portable/int8/" + shape).c_str(), [rows, c](benchmark::State& state) {
+            const auto x = filled<float>(rows * cols, 5);
+            Q8Activations q;
+            run_and_count(state, static_cast<double>(rows * cols * 4), 0.0, c, [&] {
+                quantize_activations(x.data(), rows, cols, q);
+                benchmark::DoNotOptimize(q.q.data());
+                benchmark::ClobberMemory();
+            });
+        })->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("round/portable/bf16/" + shape).c_str(), [rows, c](benchmark::State& state) {
+            const auto x = filled<float>(rows * cols, 5);
+            Bf16Buffer b;
+            run_and_count(state, static_cast<double>(rows * cols * 4), 0.0, c, [&] {
+                round_activations_to_bf16(x.data(), rows * cols, b);
+                benchmark::DoNotOptimize(b.data());
+                benchmark::ClobberMemory();
+            });
+        })->Unit(benchmark::kMicrosecond);
+    }
+}
+
 // All backends this build provides.
 void register_everything(const Ceilings& c) {
+    register_rounding(c);
     register_all<backend::scalar
 #if MOELAB_HAVE_HIGHWAY
                  , backend::highway
