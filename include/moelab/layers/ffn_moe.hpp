@@ -72,10 +72,11 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
             s.slot_pair[fill[s.expert_ids[pair]]++] = static_cast<std::uint32_t>(pair);
     }
 
-    // 3. Each chosen expert runs once on all of its tokens. The inputs are
-    //    gathered in slot order (grouped by expert), then every expert's
-    //    SwiGLU runs as two parallel phases over (expert, block of rows) tasks:
-    //    gate and up for all chosen experts, then down for all of them. Two
+    // 3. Each chosen expert runs once on all of its tokens. A batch's inputs
+    //    are gathered in slot order (grouped by expert; one token's are read
+    //    in place), then every expert's SwiGLU runs as two parallel phases
+    //    over (expert, block of rows) tasks: gate and up for all chosen
+    //    experts, then down for all of them. Two
     //    fork-joins per layer instead of three per expert: decoding one token
     //    through 8 experts of 768 rows would otherwise pay 24 synchronisations
     //    for ~10 MB of weights (docs/kernels.md). Each task writes only its own
