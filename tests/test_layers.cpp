@@ -161,7 +161,7 @@ TEMPLATE_TEST_CASE("MoE: a token alone gets the bits it gets in a batch, every m
                    MOELAB_TEST_BACKENDS) {
     std::mt19937 rng(25);
     const std::size_t D = 256, F = 256, E = 8, k = 3, n_tokens = 6;  // 256: whole Q4_K blocks
-    // Each expert's matrices stored as `dtype`: f32 values rounded to bf16 or quantized.
+    // Each expert's matrices stored as `dtype` (quantize_row: f32 copied, bf16 rounded, blocks quantized).
     struct StoredMatrix {
         std::vector<std::byte> bytes;
         WeightMatrix view;
@@ -169,17 +169,7 @@ TEMPLATE_TEST_CASE("MoE: a token alone gets the bits it gets in a batch, every m
     auto stored = [&](DType dtype, std::size_t rows, std::size_t cols) {
         const RandomMatrix m(rows, cols, rng);
         StoredMatrix out{std::vector<std::byte>(rows * row_bytes(dtype, cols)), {}};
-        for (std::size_t r = 0; r < rows; ++r) {
-            std::byte* row = out.bytes.data() + r * row_bytes(dtype, cols);
-            const float* values = m.values.data() + r * cols;
-            if (dtype == DType::f32) std::memcpy(row, values, cols * 4);
-            else if (dtype == DType::bf16)
-                for (std::size_t c = 0; c < cols; ++c) {
-                    const bf16 b = f32_to_bf16(values[c]);
-                    std::memcpy(row + 2 * c, &b, 2);
-                }
-            else quantize_row(dtype, values, cols, row);
-        }
+        quantize_row(dtype, m.values.data(), rows * cols, out.bytes.data());  // rows are whole blocks: one row of them all
         out.view = {dtype, out.bytes.data(), rows, cols};
         return out;
     };

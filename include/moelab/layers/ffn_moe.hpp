@@ -76,20 +76,20 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
     //    are gathered in slot order (grouped by expert; one token's are read
     //    in place), then every expert's SwiGLU runs as two parallel phases
     //    over (expert, block of rows) tasks: gate and up for all chosen
-    //    experts, then down for all of them. Two
-    //    fork-joins per layer instead of three per expert: decoding one token
-    //    through 8 experts of 768 rows would otherwise pay 24 synchronisations
-    //    for ~10 MB of weights (docs/kernels.md). Each task writes only its own
-    //    rows, and by the kernel contract a row's result does not depend on the
-    //    split, so this is the same arithmetic as ffn_dense on each expert.
+    //    experts, then down for all of them. Two fork-joins per layer instead
+    //    of three per expert: decoding one token through 8 experts of 768 rows
+    //    would otherwise pay 24 synchronisations for ~10 MB of weights
+    //    (docs/kernels.md). Each task writes only its own rows, and by the
+    //    kernel contract a row's result does not depend on the split, so this
+    //    is the same arithmetic as ffn_dense on each expert.
     const std::size_t n_pairs = n_tokens * k, F = w.experts.empty() ? 0 : w.experts[0].gate.rows;
     float* hidden = scratch(s.expert_gate, n_pairs * F);  // (n_pairs, F): silu(gate) * up
     float* up = scratch(s.expert_up, n_pairs * F);        // (n_pairs, F)
     float* yout = scratch(s.expert_out, n_pairs * D);   // (n_pairs, D)
     // The experts' input rows: slot i is pair slot_pair[i]'s token. One token
     // (decode) is every pair's input as it stands: nothing is gathered, and a
-    // reduced-precision mode rounds it once instead of k times (2.3 us per
-    // row of 2,048 in the int8 mode, docs/kernels.md).
+    // reduced-precision mode rounds it once instead of k times (about 1.6 us
+    // per row of 2,048 in the int8 mode, docs/kernels.md).
     const bool one_token = n_tokens == 1;
     const float* xin = x;
     if (!one_token) {

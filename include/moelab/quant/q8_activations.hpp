@@ -154,7 +154,7 @@ inline void quantize_activation_rows(const float* x, std::size_t row_begin, std:
         // max |x| on the bit patterns: without the sign bit, a finite float's bits
         // order as its magnitude does, and an infinity or NaN has bits >= those of
         // infinity. (A float max reduction stays scalar without -ffast-math: a
-        // row of 2,048 took 2.3 us that way, 1.45 us this way, docs/kernels.md.)
+        // row of 2,048 took 2.4 us that way, 1.5-1.6 us this way, docs/kernels.md.)
         std::uint32_t amax_bits = 0;
         for (std::size_t i = 0; i < B; ++i) amax_bits = std::max(amax_bits, std::bit_cast<std::uint32_t>(xb[i]) & 0x7FFFFFFFu);
         if (amax_bits >= 0x7F800000u) {  // an infinity or NaN
