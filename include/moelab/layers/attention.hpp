@@ -63,14 +63,13 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
     const std::size_t max_ctx = cache.k.size() / kv_dim;
     auto keys_of = [&](std::size_t g) { return cache.k.data() + g * max_ctx * hd; };    // (max_ctx, hd)
     auto values_of = [&](std::size_t g) { return cache.v.data() + g * max_ctx * hd; };  // (max_ctx, hd)
-    linear(ctx, w.wk, x, n_tokens, k);
-    linear(ctx, w.wv, x, n_tokens, v);
+    // The three projections run as one fork-join (ops::linear of Products).
     float* gate = nullptr;
     if (c.attn_output_gate) {
         // Qwen3.5: each head's projection is [q_h | gate_h]; split them apart.
         float* q_proj = scratch(s.q_proj, n_tokens * 2 * q_dim);
         gate = scratch(s.gate, n_tokens * q_dim);
-        linear(ctx, w.wq, x, n_tokens, q_proj);
+        linear(ctx, {{&w.wk, k}, {&w.wv, v}, {&w.wq, q_proj}}, x, n_tokens);
         for (std::size_t t = 0; t < n_tokens; ++t)
             for (std::size_t h = 0; h < c.n_head; ++h)
                 for (std::size_t d = 0; d < hd; ++d) {
@@ -78,7 +77,7 @@ void attention(Context<Backend> ctx, const AttentionWeights& w, const ModelConfi
                     gate[t * q_dim + h * hd + d] = q_proj[t * 2 * q_dim + h * 2 * hd + hd + d];
                 }
     } else {
-        linear(ctx, w.wq, x, n_tokens, q);
+        linear(ctx, {{&w.wk, k}, {&w.wv, v}, {&w.wq, q}}, x, n_tokens);
     }
 
     for (std::size_t t = 0; t < n_tokens; ++t) {

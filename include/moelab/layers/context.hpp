@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 
 #include "moelab/ops/linear.hpp"
 #include "moelab/tensor.hpp"
@@ -33,6 +34,14 @@ struct Context {
 template <class Backend>
 void linear(const Context<Backend>& ctx, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y) {
     ops::linear(ctx.backend, ctx.pool, w, x, n_tokens, y, ctx.activations, ctx.rounded_scratch);
+}
+
+// Several products of one input x in one fork-join (ops::linear of Products):
+// linear(ctx, {{&w.wk, k}, {&w.wv, v}}, x, n_tokens).
+template <class Backend>
+void linear(const Context<Backend>& ctx, std::initializer_list<ops::Product> products, const float* x,
+            std::size_t n_tokens) {
+    ops::linear(ctx.backend, ctx.pool, products, x, n_tokens, ctx.activations, ctx.rounded_scratch);
 }
 
 // Grows a scratch buffer to at least n floats and returns its data. Buffers

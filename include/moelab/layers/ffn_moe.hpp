@@ -75,8 +75,10 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
     // 3. Each chosen expert runs once on all of its tokens. A batch's inputs
     //    are gathered in slot order (grouped by expert; one token's are read
     //    in place), then every expert's SwiGLU runs as two parallel phases
-    //    over (expert, block of rows) tasks: gate and up for all chosen
-    //    experts, then down for all of them. Two fork-joins per layer instead
+    //    over (expert, block of rows) tasks: gate, up and silu(gate) * up
+    //    for all chosen experts (each task finishes the hidden units it
+    //    computed, as ffn_dense does), then down for all of them. Two
+    //    fork-joins per layer instead
     //    of three per expert: decoding one token through 8 experts of 768 rows
     //    would otherwise pay 24 synchronisations for ~10 MB of weights
     //    (docs/kernels.md). Each task writes only its own rows, and by the
@@ -138,8 +140,9 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
         const ops::ProductInput rows = in.from(one_token ? 0 : first);
         ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, rows, count, hidden + first * F, F);
         ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, rows, count, up + first * F, F);
+        for (std::size_t i = first; i < first + count; ++i)  // in place: hidden <- silu(gate) * up, elementwise
+            swiglu(ctx.backend, hidden + i * F + r0, up + i * F + r0, hidden + i * F + r0, r1 - r0);
     });
-    swiglu(ctx.backend, hidden, up, hidden, n_pairs * F);  // in place: hidden <- silu(gate) * up
     const ops::ProductInput h = ops::round_for(ctx.backend, ctx.activations, {&first_expert.down}, hidden, n_pairs, F,
                                                s.expert_hidden_rounded, &ctx.pool);
     for_expert_rows(D, w.experts.empty() ? 1 : first_expert.down.row_bytes(), [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
