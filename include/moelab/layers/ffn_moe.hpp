@@ -21,9 +21,11 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "moelab/layers/ffn_dense.hpp"
@@ -43,6 +45,7 @@ struct MoEScratch {
     FloatBuffer expert_in, expert_out;      // (n_tokens * n_expert_used, n_embd), in slot order
     FloatBuffer expert_gate, expert_up;     // (n_tokens * n_expert_used, n_ff_exp), in slot order
     ops::RoundedActivations expert_in_rounded, expert_hidden_rounded;  // the same rows rounded (int8, bf16 modes)
+    std::vector<std::atomic<std::uint32_t>> pending;  // (n_expert): per chosen expert, what its down tasks wait for
     FloatBuffer shared_out;                 // (n_tokens, n_embd)
     FloatBuffer shared_gate_logits;         // (n_tokens)
     DenseFFNScratch dense;
@@ -74,16 +77,15 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
 
     // 3. Each chosen expert runs once on all of its tokens. A batch's inputs
     //    are gathered in slot order (grouped by expert; one token's are read
-    //    in place), then every expert's SwiGLU runs as two parallel phases
-    //    over (expert, block of rows) tasks: gate, up and silu(gate) * up
-    //    for all chosen experts (each task finishes the hidden units it
-    //    computed, as ffn_dense does), then down for all of them. Two
-    //    fork-joins per layer instead
-    //    of three per expert: decoding one token through 8 experts of 768 rows
-    //    would otherwise pay 24 synchronisations for ~10 MB of weights
-    //    (docs/kernels.md). Each task writes only its own rows, and by the
-    //    kernel contract a row's result does not depend on the split, so this
-    //    is the same arithmetic as ffn_dense on each expert.
+    //    in place), then every expert's SwiGLU runs as (expert, block of
+    //    rows) tasks of one fork-join: gate, up and silu(gate) * up (each task
+    //    finishes the hidden units it computed, as ffn_dense does), then
+    //    down. One fork-join per layer instead of three per expert: decoding
+    //    one token through 8 experts of 768 rows would otherwise pay 24
+    //    synchronisations for ~10 MB of weights (docs/kernels.md). Each task
+    //    writes only its own rows, and by the kernel contract a row's result
+    //    does not depend on the split, so this is the same arithmetic as
+    //    ffn_dense on each expert.
     const std::size_t n_pairs = n_tokens * k, F = w.experts.empty() ? 0 : w.experts[0].gate.rows;
     float* hidden = scratch(s.expert_gate, n_pairs * F);  // (n_pairs, F): silu(gate) * up
     float* up = scratch(s.expert_up, n_pairs * F);        // (n_pairs, F)
@@ -114,39 +116,81 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
     s.task_expert.clear();
     for (std::size_t e = 0; e < E; ++e)
         if (s.slot_begin[e + 1] > s.slot_begin[e]) s.task_expert.push_back(static_cast<std::uint32_t>(e));
-    auto for_expert_rows = [&](std::size_t n_rows, std::size_t bytes_per_row, auto&& f) {
-        if (n_rows == 0) return;
-        // The fewest blocks of at most max_rows, then rows shared evenly among
-        // them (768 Q4_K gate and up rows: 384 + 384, not 448 + 320).
+    const std::size_t n_used = s.task_expert.size();
+    // The fewest blocks of at most max_rows, then rows shared evenly among
+    // them (768 Q4_K gate and up rows: 384 + 384, not 448 + 320).
+    struct RowBlocks {
+        std::size_t blocks = 0, rows = 0;  // per expert: `blocks` blocks of `rows` rows (the last may be shorter)
+    };
+    auto row_blocks = [](std::size_t n_rows, std::size_t bytes_per_row) {
         const std::size_t grains = std::max<std::size_t>(4, kTaskBytes / (bytes_per_row * ops::kRowGrain));
         const std::size_t max_rows = grains * ops::kRowGrain;
         const std::size_t blocks = (n_rows + max_rows - 1) / max_rows;
-        const std::size_t rows_per_task = ((n_rows + blocks - 1) / blocks + ops::kRowGrain - 1) / ops::kRowGrain * ops::kRowGrain;
-        ctx.pool.parallel_for(s.task_expert.size() * blocks, [&](std::size_t task) {
-            const std::size_t e = s.task_expert[task / blocks], r0 = (task % blocks) * rows_per_task;
-            f(e, s.slot_begin[e], s.slot_begin[e + 1] - s.slot_begin[e], r0, std::min(n_rows, r0 + rows_per_task));
-        });
+        return RowBlocks{blocks, blocks == 0 ? 0 : ((n_rows + blocks - 1) / blocks + ops::kRowGrain - 1) / ops::kRowGrain * ops::kRowGrain};
     };
+    const DenseFFNWeights first_expert = w.experts.empty() ? DenseFFNWeights{} : w.experts[0];  // views: a cheap copy
+    const RowBlocks gate_up = row_blocks(F, w.experts.empty() ? 1 : first_expert.gate.row_bytes() + first_expert.up.row_bytes());
+    const RowBlocks down = row_blocks(D, w.experts.empty() ? 1 : first_expert.down.row_bytes());
+
     // In a reduced-precision mode each expert input row is rounded once here,
     // not once per task (every expert's gate and up tasks read the same rows).
     // The experts of one layer share their dtypes (GGUF stores them as one
     // tensor); linear_rows() still picks per matrix, so a mixed set only falls
     // back to the exact path.
-    const DenseFFNWeights first_expert = w.experts.empty() ? DenseFFNWeights{} : w.experts[0];  // views: a cheap copy
     const ops::ProductInput in = ops::round_for(ctx.backend, ctx.activations, {&first_expert.gate, &first_expert.up},
                                                 xin, one_token ? 1 : n_pairs, D, s.expert_in_rounded, &ctx.pool);
-    const std::size_t gate_up_row_bytes = w.experts.empty() ? 1 : first_expert.gate.row_bytes() + first_expert.up.row_bytes();
-    for_expert_rows(F, gate_up_row_bytes, [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
-        const ops::ProductInput rows = in.from(one_token ? 0 : first);
-        ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, rows, count, hidden + first * F, F);
-        ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, rows, count, up + first * F, F);
-        for (std::size_t i = first; i < first + count; ++i)  // in place: hidden <- silu(gate) * up, elementwise
-            swiglu(ctx.backend, hidden + i * F + r0, up + i * F + r0, hidden + i * F + r0, r1 - r0);
-    });
-    const ops::ProductInput h = ops::round_for(ctx.backend, ctx.activations, {&first_expert.down}, hidden, n_pairs, F,
-                                               s.expert_hidden_rounded, &ctx.pool);
-    for_expert_rows(D, w.experts.empty() ? 1 : first_expert.down.row_bytes(), [&](std::size_t e, std::size_t first, std::size_t count, std::size_t r0, std::size_t r1) {
-        ops::linear_rows(ctx.backend, w.experts[e].down, r0, r1, h.from(first), count, yout + first * D, D);
+    // The hidden units are rounded for the down projections expert by
+    // expert, as each expert's are complete (below).
+    const WeightMatrix* down_reader[] = {&first_expert.down};
+    const ops::Rounding hidden_rounding = ops::rounding_for(ctx.backend, ctx.activations, down_reader);
+    const ops::ProductInput h = ops::prepare_rounding(hidden_rounding, hidden, n_pairs, F, s.expert_hidden_rounded);
+
+    // One fork-join for both products of every chosen expert: the gate and up
+    // tasks of all experts come first, then the down tasks. An expert's down
+    // tasks wait only for that expert's gate and up blocks, not for every
+    // expert's: the thread whose gate and up tasks ran out goes on to a down
+    // projection while the other finishes its last block (a barrier there
+    // cost ~6% of the thread time of the gate and up phase, decoding MoE
+    // Q4_K; docs/kernels.md). The last gate and up block of an expert rounds
+    // its hidden units. Tasks are claimed in index order, so when a down task
+    // is claimed every gate and up task has been claimed by a thread that runs
+    // it without waiting: the wait always ends. pending[i], for expert
+    // task_expert[i]: its gate and up blocks still running, plus one for the
+    // rounding; 0 when its down tasks may start.
+    if (s.pending.size() < n_used) s.pending = std::vector<std::atomic<std::uint32_t>>(E);
+    for (std::size_t i = 0; i < n_used; ++i) s.pending[i].store(static_cast<std::uint32_t>(gate_up.blocks + 1), std::memory_order_relaxed);
+    std::atomic<bool> failed{false};  // a gate or up task threw: the waiting down tasks give up
+    const std::size_t n_gate_up_tasks = n_used * gate_up.blocks;
+    ctx.pool.parallel_for(n_gate_up_tasks + n_used * down.blocks, [&](std::size_t task) {
+        const bool is_gate_up = task < n_gate_up_tasks;
+        const RowBlocks& blocks = is_gate_up ? gate_up : down;
+        const std::size_t t = is_gate_up ? task : task - n_gate_up_tasks, i = t / blocks.blocks;
+        const std::size_t e = s.task_expert[i], first = s.slot_begin[e], count = s.slot_begin[e + 1] - first;
+        const std::size_t r0 = (t % blocks.blocks) * blocks.rows;
+        if (is_gate_up) {
+            const std::size_t r1 = std::min(F, r0 + blocks.rows);
+            try {
+                const ops::ProductInput rows = in.from(one_token ? 0 : first);
+                ops::linear_rows(ctx.backend, w.experts[e].gate, r0, r1, rows, count, hidden + first * F, F);
+                ops::linear_rows(ctx.backend, w.experts[e].up, r0, r1, rows, count, up + first * F, F);
+                for (std::size_t j = first; j < first + count; ++j)  // in place: hidden <- silu(gate) * up, elementwise
+                    swiglu(ctx.backend, hidden + j * F + r0, up + j * F + r0, hidden + j * F + r0, r1 - r0);
+                if (s.pending[i].fetch_sub(1, std::memory_order_acq_rel) == 2) {  // the expert's last block
+                    ops::round_rows(hidden_rounding, hidden, first, first + count, F, s.expert_hidden_rounded);
+                    s.pending[i].store(0, std::memory_order_release);
+                }
+            } catch (...) {
+                failed.store(true, std::memory_order_relaxed);
+                throw;
+            }
+            return;
+        }
+        while (s.pending[i].load(std::memory_order_acquire) != 0) {
+            if (failed.load(std::memory_order_relaxed)) return;
+            std::this_thread::yield();
+        }
+        ops::linear_rows(ctx.backend, w.experts[e].down, r0, std::min(D, r0 + blocks.rows), h.from(first), count,
+                         yout + first * D, D);
     });
     // Mixing, in the fixed order (expert, token): independent of the thread count.
     for (std::size_t i = 0; i < n_tokens * D; ++i) out[i] = 0.0f;

@@ -182,46 +182,69 @@ struct RoundedActivations {
     Bf16Buffer bf16;
 };
 
+// Which rounded copies the matrices `readers` read under `precision`: 8-bit
+// (with the K-quant ordered copy, Q8Activations::q_kquant, only if a Q4_K or
+// Q5_K matrix will read it), bf16, both or neither.
+struct Rounding {
+    bool int8 = false, kquant_order = false, bf16 = false;
+};
+
+template <class Backend>
+Rounding rounding_for(Backend backend, ActivationPrecision precision, std::span<const WeightMatrix* const> readers) {
+    Rounding r;
+    for (const WeightMatrix* w : readers) {
+        if (uses_int8(backend, *w, precision)) {
+            r.int8 = true;
+            r.kquant_order |= w->dtype == DType::q4_k || w->dtype == DType::q5_k;
+        }
+        r.bf16 |= uses_bf16(backend, *w, precision);
+    }
+    return r;
+}
+
+// Sizes `scratch` for x: (n_tokens, cols) and returns the view linear_rows()
+// takes; the rounded rows are written by round_rows(), in any ranges, on any
+// threads (rows are independent, so the bits are the same).
+inline ProductInput prepare_rounding(const Rounding& r, const float* x, std::size_t n_tokens, std::size_t cols,
+                                     RoundedActivations& scratch) {
+    ProductInput in{x, {}, nullptr, cols};
+    if (r.int8) {
+        resize_activations(scratch.int8, n_tokens, cols, r.kquant_order);
+        in.x_q8 = scratch.int8.rows();
+    }
+    if (r.bf16) {
+        if (scratch.bf16.size() < n_tokens * cols) scratch.bf16.resize(n_tokens * cols);
+        in.x_bf16 = scratch.bf16.data();
+    }
+    return in;
+}
+
+inline void round_rows(const Rounding& r, const float* x, std::size_t row_begin, std::size_t row_end,
+                       std::size_t cols, RoundedActivations& scratch) {
+    if (r.int8) quantize_activation_rows(x, row_begin, row_end, scratch.int8);
+    if (r.bf16)
+        round_activations_to_bf16(x + row_begin * cols, (row_end - row_begin) * cols, scratch.bf16.data() + row_begin * cols);
+}
+
 // x: (n_tokens, cols), read by the matrices `readers` (all of cols columns).
 // Rounds x into `scratch` for each mode that applies to one of them, and
-// returns the view linear_rows() takes. The K-quant ordered copy of the 8-bit
-// activations (Q8Activations::q_kquant) is written only if a Q4_K or Q5_K
-// matrix will read it. With a pool, a batch of at least
+// returns the view linear_rows() takes. With a pool, a batch of at least
 // kParallelRoundingValues values is rounded by all threads, a range of rows
-// each (rows are independent, so the bits are the same). On one thread the
-// other waited: rounding was 2.5% of a perf profile of dense Q4_K pp512 in
-// the int8 mode, against 22% for the products (docs/kernels.md).
+// each. On one thread the other waited: rounding was 2.5% of a perf profile
+// of dense Q4_K pp512 in the int8 mode, against 22% for the products
+// (docs/kernels.md).
 inline constexpr std::size_t kParallelRoundingValues = 64 * 1024;
 
 template <class Backend>
 ProductInput round_for(Backend backend, ActivationPrecision precision, std::span<const WeightMatrix* const> readers,
                        const float* x, std::size_t n_tokens, std::size_t cols, RoundedActivations& scratch,
                        ThreadPool* pool = nullptr) {
-    ProductInput in{x, {}, nullptr, cols};
-    bool int8 = false, kquant_order = false, bf16_values = false;
-    for (const WeightMatrix* w : readers) {
-        if (uses_int8(backend, *w, precision)) {
-            int8 = true;
-            kquant_order |= w->dtype == DType::q4_k || w->dtype == DType::q5_k;
-        }
-        bf16_values |= uses_bf16(backend, *w, precision);
-    }
-    auto for_token_ranges = [&](auto&& f) {
-        if (pool && n_tokens * cols >= kParallelRoundingValues) pool->parallel_ranges(n_tokens, 1, f);
-        else f(std::size_t{0}, n_tokens);
-    };
-    if (int8) {
-        resize_activations(scratch.int8, n_tokens, cols, kquant_order);
-        for_token_ranges([&](std::size_t begin, std::size_t end) { quantize_activation_rows(x, begin, end, scratch.int8); });
-        in.x_q8 = scratch.int8.rows();
-    }
-    if (bf16_values) {
-        if (scratch.bf16.size() < n_tokens * cols) scratch.bf16.resize(n_tokens * cols);
-        for_token_ranges([&](std::size_t begin, std::size_t end) {
-            round_activations_to_bf16(x + begin * cols, (end - begin) * cols, scratch.bf16.data() + begin * cols);
-        });
-        in.x_bf16 = scratch.bf16.data();
-    }
+    const Rounding r = rounding_for(backend, precision, readers);
+    const ProductInput in = prepare_rounding(r, x, n_tokens, cols, scratch);
+    if (!r.int8 && !r.bf16) return in;
+    auto round = [&](std::size_t begin, std::size_t end) { round_rows(r, x, begin, end, cols, scratch); };
+    if (pool && n_tokens * cols >= kParallelRoundingValues) pool->parallel_ranges(n_tokens, 1, round);
+    else round(0, n_tokens);
     return in;
 }
 
