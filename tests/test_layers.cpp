@@ -8,6 +8,8 @@
 //   4. a token decoded alone gets the bits it gets in a batch, in every
 //      activation mode and weight type (decode skips the gather and rounds
 //      its token once: the same rows as the batch's gathered ones).
+//   5. an expert product that throws reaches the caller as an exception (the
+//      experts' tasks wait on each other inside one fork-join).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -199,5 +201,32 @@ TEMPLATE_TEST_CASE("MoE: a token alone gets the bits it gets in a batch, every m
                 REQUIRE(std::memcmp(alone.data(), batch.data() + t * D, D * 4) == 0);
             }
         }
+    }
+}
+
+// ffn_moe runs every expert's gate/up and down tasks in one fork-join, the
+// down tasks waiting for their expert's gate/up blocks; a gate/up task that
+// throws must end those waits and reach the caller, not hang the pool.
+TEMPLATE_TEST_CASE("MoE: an expert whose product throws is an exception, not a hang", "[layers][moe]",
+                   MOELAB_TEST_BACKENDS) {
+    std::mt19937 rng(26);
+    const std::size_t D = 64, F = 64, E = 4, k = 2, n_tokens = 3;
+    const RandomMatrix router(E, D, rng);
+    std::vector<RandomFFN> ffns;
+    for (std::size_t e = 0; e < E; ++e) ffns.emplace_back(D, F, rng);
+    const auto x = random_activations(n_tokens * D, rng);
+    const MoEConfig cfg{E, k, F, 0, /*norm_topk_prob=*/true, false};
+    for (const std::size_t threads : {1, 2, 3}) {
+        INFO(threads << " threads");
+        ThreadPool pool(threads);
+        Context<TestType> ctx{TestType{}, pool};
+        MoEFFNWeights w{router.view, {}, {}, {}};
+        for (auto& f : ffns) w.experts.push_back(f.weights());
+        MoEScratch ms;
+        std::vector<float> out(n_tokens * D);
+        ffn_moe(ctx, w, cfg, x.data(), n_tokens, out.data(), ms);  // the valid layer runs
+        for (auto& e : w.experts) e.gate.dtype = static_cast<DType>(200);  // a type no kernel reads
+        CHECK_THROWS_WITH(ffn_moe(ctx, w, cfg, x.data(), n_tokens, out.data(), ms), Catch::Contains("no kernel"));
+        CHECK_THROWS_WITH(ffn_moe(ctx, w, cfg, x.data(), 1, out.data(), ms), Catch::Contains("no kernel"));
     }
 }
