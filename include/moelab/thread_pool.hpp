@@ -93,13 +93,18 @@ public:
         if (error_) std::rethrow_exception(error_);
     }
 
+    // The length of parallel_ranges' chunks of [0, n): n / size(), rounded
+    // up to a multiple of `grain` (0 when n is 0).
+    std::size_t chunk_size(std::size_t n, std::size_t grain) const {
+        const std::size_t chunk = (n + size() - 1) / size();
+        return (chunk + grain - 1) / grain * grain;
+    }
+
     // Splits [0, n) into size() contiguous chunks of multiples of `grain`
     // (except the last) and runs f(begin, end) on each non-empty chunk.
     template <class F>
     void parallel_ranges(std::size_t n, std::size_t grain, F&& f) {
-        const std::size_t n_chunks = size();
-        std::size_t chunk = (n + n_chunks - 1) / n_chunks;
-        chunk = (chunk + grain - 1) / grain * grain;
+        const std::size_t chunk = chunk_size(n, grain);
         if (chunk == 0) return;
         parallel_for((n + chunk - 1) / chunk, [&](std::size_t i) {
             const std::size_t begin = i * chunk;

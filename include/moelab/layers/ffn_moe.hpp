@@ -156,9 +156,11 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
     // is claimed every gate and up task has been claimed by a thread that runs
     // it without waiting: the wait always ends. pending[i], for expert
     // task_expert[i]: its gate and up blocks still running, plus one for the
-    // rounding; 0 when its down tasks may start.
+    // rounding; 0 when its down tasks may start (at once if there are no
+    // hidden units to compute).
     if (s.pending.size() < n_used) s.pending = std::vector<std::atomic<std::uint32_t>>(E);
-    for (std::size_t i = 0; i < n_used; ++i) s.pending[i].store(static_cast<std::uint32_t>(gate_up.blocks + 1), std::memory_order_relaxed);
+    const std::uint32_t pending_at_start = gate_up.blocks == 0 ? 0 : static_cast<std::uint32_t>(gate_up.blocks + 1);
+    for (std::size_t i = 0; i < n_used; ++i) s.pending[i].store(pending_at_start, std::memory_order_relaxed);
     std::atomic<bool> failed{false};  // a gate or up task threw: the waiting down tasks give up
     const std::size_t n_gate_up_tasks = n_used * gate_up.blocks;
     ctx.pool.parallel_for(n_gate_up_tasks + n_used * down.blocks, [&](std::size_t task) {

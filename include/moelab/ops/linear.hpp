@@ -326,21 +326,6 @@ void linear_rows(Backend backend, const WeightMatrix& w, std::size_t row_begin, 
     linear_rows(backend, w, row_begin, row_end, x.x_f32, n_tokens, y, ldy);
 }
 
-// y[t, r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, W.rows)
-// PyTorch: y = x @ W.T
-// Under a reduced-precision mode that applies to w, x is rounded once, into
-// `rounded` (nullptr: a local buffer), and every thread reads it.
-template <class Backend>
-void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y,
-            ActivationPrecision precision = ActivationPrecision::f32, RoundedActivations* rounded = nullptr) {
-    visit_weight_type(w, [](auto*) {});  // an unsupported dtype throws here, on the calling thread
-    RoundedActivations local;
-    const ProductInput in = round_for(backend, precision, {&w}, x, n_tokens, w.cols, rounded ? *rounded : local, &pool);
-    pool.parallel_ranges(w.rows, kRowGrain, [&](std::size_t begin, std::size_t end) {
-        linear_rows(backend, w, begin, end, in, n_tokens, y, w.rows);
-    });
-}
-
 // One of several products that read the same input: y = x W^T, y: (n_tokens, w->rows).
 struct Product {
     const WeightMatrix* w;
@@ -350,9 +335,9 @@ inline constexpr std::size_t kMaxSharedProducts = 8;
 
 // The products of one input x, e.g. attention's K, V and Q or a dense FFN's
 // gate and up, in one fork-join: x is rounded once for all of them, and each
-// matrix's rows are split into one chunk per thread, as linear() splits
-// them. The same bits as one linear() per product (a row's result does not
-// depend on the split). Decoding MoE Q4_K, the three fork-joins of K, V and Q
+// matrix's rows are split into one chunk per thread, as parallel_ranges
+// would split them. The same bits as one product at a time (a row's result
+// does not depend on the split). Decoding MoE Q4_K, the three fork-joins of K, V and Q
 // took 91 us per layer for 3.5 MB, 39 GB/s against 49 GB/s in the experts'
 // products (docs/kernels.md): each fork-join ends in a tail where one thread
 // waits for the other.
@@ -374,9 +359,9 @@ void linear(Backend backend, ThreadPool& pool, std::initializer_list<Product> pr
             throw Error("linear", "products of one input need equal widths, got " + std::to_string(cols) + " and " +
                                       std::to_string(p.w->cols) + " columns");
         readers[i] = p.w;
-        chunk[i] = std::max<std::size_t>(1, ((p.w->rows + pool.size() - 1) / pool.size() + kRowGrain - 1) / kRowGrain) * kRowGrain;
+        chunk[i] = pool.chunk_size(p.w->rows, kRowGrain);  // as parallel_ranges splits one matrix
         first_task[i] = n_tasks;
-        n_tasks += (p.w->rows + chunk[i] - 1) / chunk[i];
+        if (chunk[i] > 0) n_tasks += (p.w->rows + chunk[i] - 1) / chunk[i];
         ++i;
     }
     RoundedActivations local;
@@ -389,6 +374,17 @@ void linear(Backend backend, ThreadPool& pool, std::initializer_list<Product> pr
         const std::size_t begin = (task - first_task[p]) * chunk[p];
         linear_rows(backend, w, begin, std::min(w.rows, begin + chunk[p]), in, n_tokens, products.begin()[p].y, w.rows);
     });
+}
+
+// y[t, r] = sum_c W[r, c] * x[t, c]      x: (n_tokens, W.cols), y: (n_tokens, W.rows)
+// PyTorch: y = x @ W.T
+// Under a reduced-precision mode that applies to w, x is rounded once, into
+// `rounded` (nullptr: a local buffer), and every thread reads it. The rows
+// are split into one chunk per thread: the set of one product above.
+template <class Backend>
+void linear(Backend backend, ThreadPool& pool, const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y,
+            ActivationPrecision precision = ActivationPrecision::f32, RoundedActivations* rounded = nullptr) {
+    linear(backend, pool, {Product{&w, y}}, x, n_tokens, precision, rounded);
 }
 
 }  // namespace moelab::ops
