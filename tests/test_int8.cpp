@@ -491,3 +491,43 @@ TEMPLATE_TEST_CASE("int8 mode on the Q4_K and Q8_0 fixtures with interleaved row
     }
     REQUIRE(models == 2);
 }
+
+TEST_CASE("interleave_for_int8: matrices that lie back to back share one copy and each view holds its own rows",
+          "[int8][fixtures]") {
+    MOELAB_REQUIRE_FIXTURES();
+    const nlohmann::json manifest = test::manifest();
+    std::size_t views = 0, shared = 0;
+    for (const auto& entry : manifest["models"]) {
+        const std::string name = entry["name"];
+        if (name != "qwen3-moe-256-q4_k_m" && name != "qwen3-moe-256-q8_0") continue;
+        Model model = Model::load(test::fixtures_dir() / entry["gguf"].get<std::string>());
+        REQUIRE(model.interleave_for_int8() > 0);
+        // Every copied matrix reads what interleaving it alone would give.
+        auto same_as_alone = [&]<class X16>(X16, const WeightMatrix& m) {
+            const auto alone = interleave_rows<X16>(reinterpret_cast<const typename X16::Block*>(m.data), m.rows, m.cols);
+            REQUIRE(std::memcmp(m.interleaved, alone.data(), alone.size() * sizeof(X16)) == 0);
+            ++views;
+        };
+        for_each_matrix(model.weights(), [&](const WeightMatrix& m) {
+            if (!m.interleaved) return;
+            if (m.dtype == DType::q4_k) same_as_alone(block_q4_k_x16{}, m);
+            else if (m.dtype == DType::q8_0) same_as_alone(block_q8_0_x16{}, m);
+            else FAIL("an interleaved copy of a " << dtype_name(m.dtype) << " matrix");
+        });
+        // An MoE layer's experts are slices of one tensor, so their copies
+        // are slices of one copy, in the same order.
+        for (const auto& layer : model.weights().layers)
+            for (std::size_t e = 0; e + 1 < layer.moe.experts.size(); ++e) {
+                const WeightMatrix &a = layer.moe.experts[e].gate, &b = layer.moe.experts[e + 1].gate;
+                if (!a.interleaved || !b.interleaved || b.data != a.data + a.rows * a.row_bytes()) continue;
+                const std::size_t group_bytes = a.dtype == DType::q4_k
+                                                    ? a.cols / block_q4_k_x16::kWeights * sizeof(block_q4_k_x16)
+                                                    : a.cols / block_q8_0_x16::kWeights * sizeof(block_q8_0_x16);
+                CHECK(b.interleaved == a.interleaved + a.rows / kInterleavedRows * group_bytes);
+                ++shared;
+            }
+    }
+    INFO("matrices checked: " << views);
+    REQUIRE(views > 0);
+    REQUIRE(shared > 0);  // the fixtures have experts stored back to back
+}
