@@ -16,7 +16,8 @@
 // Tasks are claimed from one 64-bit counter that packs (job generation, next
 // task index), so a late worker cannot claim a task of a newer job with an
 // old job's function. Workers spin briefly before they sleep, because a
-// decode step issues hundreds of small parallel_for calls back to back.
+// decode step issues hundreds of small parallel_for calls back to back;
+// waits spin on the core first and then yield it (spin_until).
 #pragma once
 
 #include <algorithm>
@@ -32,6 +33,32 @@
 #include <vector>
 
 namespace moelab {
+
+// One step of a busy wait: the CPU's spin-wait hint (x86 `pause`, about 19 ns
+// on this machine; AArch64 `yield`), or nothing elsewhere.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+// Waits until ready() is true: first spinning on the core (about 40 us of
+// pause steps), then giving the core away between checks. Most waits of a
+// decode step (a join's last task, a worker's next job) end within a few
+// microseconds, and std::this_thread::yield() costs 1.2 us a call in this VM
+// (measured), so checking only between yields noticed them late.
+inline constexpr int kSpinPauseSteps = 2000;
+
+template <class Ready>
+void spin_until(Ready&& ready) {
+    for (int i = 0; i < kSpinPauseSteps; ++i) {
+        if (ready()) return;
+        cpu_relax();
+    }
+    while (!ready()) std::this_thread::yield();
+}
 
 class ThreadPool {
 public:
@@ -89,7 +116,7 @@ public:
         wake_.notify_all();
         run_tasks(gen);
         // Wait until every task has finished (not until every worker woke).
-        while (done_.load(std::memory_order_acquire) != n_tasks) std::this_thread::yield();
+        spin_until([&] { return done_.load(std::memory_order_acquire) == n_tasks; });
         if (error_) std::rethrow_exception(error_);
     }
 
@@ -137,6 +164,10 @@ private:
     void work_loop() {
         std::uint32_t seen = 0;
         for (;;) {
+            // The next job usually follows within microseconds: pause steps
+            // first (see spin_until), then yields, then sleep.
+            for (int spin = 0; spin < kSpinPauseSteps && generation_.load(std::memory_order_acquire) == seen; ++spin)
+                cpu_relax();
             for (int spin = 0; spin < 4000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
                 std::this_thread::yield();
             std::uint32_t gen;

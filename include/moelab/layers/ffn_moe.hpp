@@ -3,7 +3,7 @@
 // n_expert SwiGLU FFNs per token and mixes their outputs.
 //
 // Depends on: moelab/layers/ffn_dense.hpp, moelab/layers/router.hpp, moelab/model/config.hpp,
-//             moelab/ops/linear.hpp.
+//             moelab/ops/linear.hpp, moelab/thread_pool.hpp (spin_until).
 //
 //     out(x) = sum_{e in topk(x)} w_e(x) * FFN_e(x)  [+ sigmoid(g . x) * FFN_shared(x)]
 //     PyTorch (per token): sum(w[j] * experts[S[j]](x) for j in range(k)) + torch.sigmoid(g(x)) * shared(x)
@@ -25,13 +25,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <thread>
 #include <vector>
 
 #include "moelab/layers/ffn_dense.hpp"
 #include "moelab/layers/router.hpp"
 #include "moelab/model/config.hpp"
 #include "moelab/ops/linear.hpp"
+#include "moelab/thread_pool.hpp"
 
 namespace moelab {
 
@@ -187,10 +187,8 @@ void ffn_moe(Context<Backend> ctx, const MoEFFNWeights& w, const MoEConfig& moe,
             }
             return;
         }
-        while (s.pending[i].load(std::memory_order_acquire) != 0) {
-            if (failed.load(std::memory_order_relaxed)) return;
-            std::this_thread::yield();
-        }
+        spin_until([&] { return s.pending[i].load(std::memory_order_acquire) == 0 || failed.load(std::memory_order_relaxed); });
+        if (failed.load(std::memory_order_relaxed)) return;
         ops::linear_rows(ctx.backend, w.experts[e].down, r0, std::min(D, r0 + blocks.rows), h.from(first), count,
                          yout + first * D, D);
     });
