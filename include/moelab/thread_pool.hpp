@@ -45,19 +45,24 @@ inline void cpu_relax() noexcept {
 }
 
 // Waits until ready() is true: first spinning on the core (about 40 us of
-// pause steps), then giving the core away between checks. Most waits of a
-// decode step (a join's last task, a worker's next job) end within a few
-// microseconds, and std::this_thread::yield() costs 1.2 us a call in this VM
-// (measured), so checking only between yields noticed them late.
+// pause steps), then giving the core away between checks, at most max_yields
+// times. Returns ready(). Most waits of a decode step (a join's last task, a
+// worker's next job) end within a few microseconds, and
+// std::this_thread::yield() costs 1.2 us a call in this VM (measured), so
+// checking only between yields noticed them late.
 inline constexpr int kSpinPauseSteps = 2000;
 
 template <class Ready>
-void spin_until(Ready&& ready) {
+bool spin_until(Ready&& ready, std::size_t max_yields = SIZE_MAX) {
     for (int i = 0; i < kSpinPauseSteps; ++i) {
-        if (ready()) return;
+        if (ready()) return true;
         cpu_relax();
     }
-    while (!ready()) std::this_thread::yield();
+    for (std::size_t i = 0; i < max_yields; ++i) {
+        if (ready()) return true;
+        std::this_thread::yield();
+    }
+    return ready();
 }
 
 class ThreadPool {
@@ -164,12 +169,9 @@ private:
     void work_loop() {
         std::uint32_t seen = 0;
         for (;;) {
-            // The next job usually follows within microseconds: pause steps
-            // first (see spin_until), then yields, then sleep.
-            for (int spin = 0; spin < kSpinPauseSteps && generation_.load(std::memory_order_acquire) == seen; ++spin)
-                cpu_relax();
-            for (int spin = 0; spin < 4000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
-                std::this_thread::yield();
+            // The next job usually follows within microseconds: spin, then
+            // (no job after 4,000 yields) sleep.
+            spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, 4000);
             std::uint32_t gen;
             {
                 std::unique_lock lock(mutex_);
