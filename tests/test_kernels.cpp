@@ -217,7 +217,9 @@ void check_determinism() {
     std::mt19937 rng(103);
     const std::size_t L = lanes_of<B>();
     const std::size_t rows = 203, tokens = 9;  // matvec: 8-row passes (over 192 rows), and short slices below
-    for (std::size_t cols : {L + 1, 4 * L + 3, std::size_t{131}}) {
+    // 1043 columns (over 1,024, 9 tokens, 203 rows): Highway's matmul sweeps
+    // the columns in blocks and the rows in chunks of 64 (highway_tile.hpp).
+    for (std::size_t cols : {L + 1, 4 * L + 3, std::size_t{131}, std::size_t{1043}}) {
         const auto w = random_values<W>(rows * cols, rng);
         const auto x = random_values<float>(tokens * cols, rng);
         std::vector<float> all(tokens * rows);
@@ -260,24 +262,28 @@ TEMPLATE_TEST_CASE("determinism rule: a row's result does not depend on its neig
 TEMPLATE_TEST_CASE("f32 matmul: aligned and misaligned rows give matvec's bits", "[kernels][products]",
                    MOELAB_TEST_BACKENDS) {
     std::mt19937 rng(107);
-    const std::size_t rows = 37, cols = 96, max_tokens = 13;  // 96: whole vectors of 4, 8 or 16 lanes
-    const auto w_values = random_values<float>(rows * cols + 16, rng);
-    const auto x_values = random_values<float>(max_tokens * cols + 16, rng);
-    const FloatBuffer w(w_values.data(), w_values.data() + rows * cols + 16),  // 64-byte aligned
-        x(x_values.data(), x_values.data() + max_tokens * cols + 16);
-    REQUIRE(reinterpret_cast<std::uintptr_t>(w.data()) % 64 == 0);
-    REQUIRE(reinterpret_cast<std::uintptr_t>(x.data()) % 64 == 0);
-    for (const std::size_t n_tokens : {std::size_t{4}, max_tokens}) {  // one tile of tokens (weights copied), and more
-        for (const std::size_t offset : {0u, 4u}) {                  // 4 floats = 16 bytes: misaligned rows
-            const float* wo = w.data() + offset;
-            const float* xo = x.data() + offset;
-            std::vector<float> y_matmul(n_tokens * rows), y_matvec(rows);
-            kernels::matmul(TestType{}, wo, rows, cols, xo, n_tokens, y_matmul.data(), rows);
-            for (std::size_t t = 0; t < n_tokens; ++t) {
-                kernels::matvec(TestType{}, wo, rows, cols, xo + t * cols, y_matvec.data());
-                for (std::size_t r = 0; r < rows; ++r) {
-                    INFO(n_tokens << " tokens, offset " << offset << ", token " << t << ", row " << r);
-                    REQUIRE(bits(y_matmul[t * rows + r]) == bits(y_matvec[r]));
+    // 96: whole vectors of 4, 8 or 16 lanes; 1088 too, and over 1,024
+    // columns, where Highway's matmul sweeps the columns in blocks.
+    for (const std::size_t cols : {std::size_t{96}, std::size_t{1088}}) {
+        const std::size_t rows = 37, max_tokens = 13;
+        const auto w_values = random_values<float>(rows * cols + 16, rng);
+        const auto x_values = random_values<float>(max_tokens * cols + 16, rng);
+        const FloatBuffer w(w_values.data(), w_values.data() + rows * cols + 16),  // 64-byte aligned
+            x(x_values.data(), x_values.data() + max_tokens * cols + 16);
+        REQUIRE(reinterpret_cast<std::uintptr_t>(w.data()) % 64 == 0);
+        REQUIRE(reinterpret_cast<std::uintptr_t>(x.data()) % 64 == 0);
+        for (const std::size_t n_tokens : {std::size_t{4}, max_tokens}) {  // one tile of tokens (weights copied), and more
+            for (const std::size_t offset : {0u, 4u}) {                  // 4 floats = 16 bytes: misaligned rows
+                const float* wo = w.data() + offset;
+                const float* xo = x.data() + offset;
+                std::vector<float> y_matmul(n_tokens * rows), y_matvec(rows);
+                kernels::matmul(TestType{}, wo, rows, cols, xo, n_tokens, y_matmul.data(), rows);
+                for (std::size_t t = 0; t < n_tokens; ++t) {
+                    kernels::matvec(TestType{}, wo, rows, cols, xo + t * cols, y_matvec.data());
+                    for (std::size_t r = 0; r < rows; ++r) {
+                        INFO(cols << " columns, " << n_tokens << " tokens, offset " << offset << ", token " << t << ", row " << r);
+                        REQUIRE(bits(y_matmul[t * rows + r]) == bits(y_matvec[r]));
+                    }
                 }
             }
         }

@@ -401,36 +401,40 @@ TEMPLATE_TEST_CASE("dot, matvec rows and matmul columns agree bit for bit, for a
     constexpr std::size_t K = Block::kWeights;
     std::mt19937 rng(5);
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    const std::size_t rows = 37, n_blocks = 3, cols = n_blocks * K, tokens = 11;  // odd counts: every tile shape
-    const auto blocks = random_blocks<Block>(rows * n_blocks, rng, true);
-    std::vector<float> x(tokens * cols);
-    for (float& v : x) v = dist(rng);
-    AllBackends::each([&]<class B>(B backend) {
-        DYNAMIC_SECTION(B::name) {
-            std::vector<float> all(tokens * rows);
-            kernels::matmul(backend, blocks.data(), rows, cols, x.data(), tokens, all.data(), rows);
-            for (std::size_t t = 0; t < tokens; ++t) {
-                std::vector<float> column(rows), by_matvec(rows), by_dot(rows);
-                for (std::size_t r = 0; r < rows; ++r) column[r] = all[t * rows + r];
-                kernels::matvec(backend, blocks.data(), rows, cols, x.data() + t * cols, by_matvec.data());
-                for (std::size_t r = 0; r < rows; ++r)
-                    by_dot[r] = kernels::dot(backend, blocks.data() + r * n_blocks, x.data() + t * cols, cols);
-                // Labels built by append: GCC 12 warns (-Warray-bounds, a false
-                // positive) on a chain of operator+ over short strings here.
-                std::string label(B::name);
-                label.append(", token ").append(std::to_string(t));
-                require_same_bits(by_matvec, column, label + ": matvec vs matmul");
-                require_same_bits(by_dot, column, label + ": dot vs matmul");
+    // 3 blocks, and rows over 1,024 columns: the Highway matmul then sweeps
+    // its columns in blocks (kernels/highway_tile.hpp, sweep_chunk).
+    for (const std::size_t n_blocks : {std::size_t{3}, 1100 / K + 1}) {
+        const std::size_t rows = 37, cols = n_blocks * K, tokens = 11;  // odd counts: every tile shape
+        const auto blocks = random_blocks<Block>(rows * n_blocks, rng, true);
+        std::vector<float> x(tokens * cols);
+        for (float& v : x) v = dist(rng);
+        AllBackends::each([&]<class B>(B backend) {
+            DYNAMIC_SECTION(B::name << ", " << cols << " columns") {
+                std::vector<float> all(tokens * rows);
+                kernels::matmul(backend, blocks.data(), rows, cols, x.data(), tokens, all.data(), rows);
+                for (std::size_t t = 0; t < tokens; ++t) {
+                    std::vector<float> column(rows), by_matvec(rows), by_dot(rows);
+                    for (std::size_t r = 0; r < rows; ++r) column[r] = all[t * rows + r];
+                    kernels::matvec(backend, blocks.data(), rows, cols, x.data() + t * cols, by_matvec.data());
+                    for (std::size_t r = 0; r < rows; ++r)
+                        by_dot[r] = kernels::dot(backend, blocks.data() + r * n_blocks, x.data() + t * cols, cols);
+                    // Labels built by append: GCC 12 warns (-Warray-bounds, a false
+                    // positive) on a chain of operator+ over short strings here.
+                    std::string label(B::name);
+                    label.append(", token ").append(std::to_string(t));
+                    require_same_bits(by_matvec, column, label + ": matvec vs matmul");
+                    require_same_bits(by_dot, column, label + ": dot vs matmul");
+                }
+                // Rows [3, 3 + 13) and tokens [2, 2 + 5) alone.
+                std::vector<float> part(5 * 13);
+                kernels::matmul(backend, blocks.data() + 3 * n_blocks, 13, cols, x.data() + 2 * cols, 5, part.data(), 13);
+                for (std::size_t t = 0; t < 5; ++t)
+                    for (std::size_t r = 0; r < 13; ++r)
+                        REQUIRE(std::bit_cast<std::uint32_t>(part[t * 13 + r]) ==
+                                std::bit_cast<std::uint32_t>(all[(t + 2) * rows + r + 3]));
             }
-            // Rows [3, 3 + 13) and tokens [2, 2 + 5) alone.
-            std::vector<float> part(5 * 13);
-            kernels::matmul(backend, blocks.data() + 3 * n_blocks, 13, cols, x.data() + 2 * cols, 5, part.data(), 13);
-            for (std::size_t t = 0; t < 5; ++t)
-                for (std::size_t r = 0; r < 13; ++r)
-                    REQUIRE(std::bit_cast<std::uint32_t>(part[t * 13 + r]) ==
-                            std::bit_cast<std::uint32_t>(all[(t + 2) * rows + r + 3]));
-        }
-    });
+        });
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -170,25 +170,16 @@ inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
             std::copy(x + t * cols, x + (t + 1) * cols, xs.data() + t * stride);
     }
     const float* xp = x_in_place ? x : xs.data();  // (n_tokens, stride)
-    FloatBuffer panel(w_in_place ? 0 : std::min(rows, kChunkRows) * stride);  // (chunk, stride), zero-padded
-    for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
-        const std::size_t chunk = std::min(kChunkRows, rows - r0);
+    const std::size_t chunk_max = std::min(rows, chunk_rows(stride, n_tokens));
+    FloatBuffer panel(w_in_place ? 0 : chunk_max * stride);  // (chunk, stride), zero-padded
+    FloatBuffer park(park_floats());
+    for (std::size_t r0 = 0; r0 < rows; r0 += chunk_max) {
+        const std::size_t chunk = std::min(chunk_max, rows - r0);
         const float* wp = panel.data();  // (chunk, stride)
         if constexpr (kF32)
             if (w_in_place) wp = w + r0 * stride;
         for (std::size_t r = 0; !w_in_place && r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * stride);
-        for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
-            with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) {
-                constexpr std::size_t kTokens = decltype(tokens)::value;
-                const float* xt = xp + t0 * stride;
-                float* yt = y + t0 * y_stride + r0;
-                std::size_t r = 0;
-                for (; r + kTileRows <= chunk; r += kTileRows)
-                    product_tile<kTileRows, kTokens>(wp + r * stride, stride, xt, stride, stride, yt + r, y_stride);
-                for (; r < chunk; ++r)
-                    product_tile<1, kTokens>(wp + r * stride, stride, xt, stride, stride, yt + r, y_stride);
-            });
-        }
+        sweep_chunk(wp, chunk, stride, xp, n_tokens, y + r0, y_stride, park.data());
     }
 }
 

@@ -294,21 +294,13 @@ inline void matmul(const Block* HWY_RESTRICT w, std::size_t rows, std::size_t co
                    std::size_t n_tokens, float* HWY_RESTRICT y, std::size_t y_stride) {
     const std::size_t row_blocks = cols / Block::kWeights;
     const FloatBuffer xs(x, x + n_tokens * cols);      // (n_tokens, cols), 64-byte aligned
-    FloatBuffer panel(std::min(rows, kChunkRows) * cols);  // (chunk, cols), dequantised
-    for (std::size_t r0 = 0; r0 < rows; r0 += kChunkRows) {
-        const std::size_t chunk = std::min(kChunkRows, rows - r0);
+    const std::size_t chunk_max = std::min(rows, chunk_rows(cols, n_tokens));
+    FloatBuffer panel(chunk_max * cols);  // (chunk, cols), dequantised
+    FloatBuffer park(park_floats());
+    for (std::size_t r0 = 0; r0 < rows; r0 += chunk_max) {
+        const std::size_t chunk = std::min(chunk_max, rows - r0);
         for (std::size_t r = 0; r < chunk; ++r) dequantize_row(w + (r0 + r) * row_blocks, row_blocks, panel.data() + r * cols);
-        for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
-            with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) HWY_ATTR {
-                constexpr std::size_t kTokens = decltype(tokens)::value;
-                const float* xt = xs.data() + t0 * cols;
-                float* yt = y + t0 * y_stride + r0;
-                std::size_t r = 0;
-                for (; r + kTileRows <= chunk; r += kTileRows)
-                    product_tile<kTileRows, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
-                for (; r < chunk; ++r) product_tile<1, kTokens>(panel.data() + r * cols, cols, xt, cols, cols, yt + r, y_stride);
-            });
-        }
+        sweep_chunk(panel.data(), chunk, cols, xs.data(), n_tokens, y + r0, y_stride, park.data());
     }
 }
 

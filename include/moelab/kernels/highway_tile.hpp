@@ -48,6 +48,13 @@ inline constexpr std::size_t kSingleStreamXBytes = 16384;  // ... and so do call
 inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
 inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
 inline constexpr std::size_t kChunkRows = 16;  // weight rows copied once, then all tokens stream past
+// matmul's sweep of a chunk (sweep_chunk, below): columns in blocks of
+// kBlockCols, so one tile of tokens (6 x 2 KB of f32) stays in L1 while every
+// row tile of the chunk reads it; chunks of up to kChunkBytes of weight rows
+// (L2), kChunkRows to kMaxChunkRows rows.
+inline constexpr std::size_t kBlockCols = 512;
+inline constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kMaxChunkRows = 64;
 inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
 
 // ---------------------------------------------------------------------------
@@ -234,6 +241,101 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
     }
     for (std::size_t r = 0; r < kRows; ++r)
         for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+}
+
+// ---------------------------------------------------------------------------
+// matmul's sweep: product_tile's loop, with the columns cut into blocks.
+// For each tile of kTileTokens tokens, the chunk's row tiles run block by
+// block, so the tokens' block is read from L1 by every row tile before the
+// next block is touched. Without the blocks a tile of tokens spans 6 x 8 KB
+// (2048 f32 columns) to 6 x 24 KB, more than L1, and both operands of the 4 x 6
+// register tile come from L2: 10 loads of 64 bytes per 24 multiply-adds.
+// Between blocks a (row, token)'s accumulator is parked in memory, whole, and
+// its vector additions stay in index order, so the result is product_tile's
+// bit for bit. Measured in docs/kernels.md ("Columns in blocks").
+// ---------------------------------------------------------------------------
+
+// Blocks only where they pay: more than one tile of tokens (else each chunk
+// is read once), and a tile of tokens larger than half of L1 (2 x kBlockCols
+// f32 columns; narrower, the unblocked loop measured as fast or faster).
+inline bool blocked_sweep(std::size_t stride, std::size_t n_tokens) {
+    return n_tokens > kTileTokens && stride > 2 * kBlockCols;
+}
+
+// Rows per chunk for rows of `stride` f32 values against n_tokens tokens: as
+// many as fit kChunkBytes, a whole number of row tiles, kChunkRows to
+// kMaxChunkRows; kChunkRows for an unblocked sweep.
+inline std::size_t chunk_rows(std::size_t stride, std::size_t n_tokens) {
+    if (!blocked_sweep(stride, n_tokens)) return kChunkRows;
+    const std::size_t fit = kChunkBytes / (stride * sizeof(float)) / kTileRows * kTileRows;
+    return std::clamp(fit, kChunkRows, kMaxChunkRows);
+}
+
+// Floats of parking that sweep_chunk needs (64-byte aligned).
+inline std::size_t park_floats() { return kMaxChunkRows * kTileTokens * hn::MaxLanes(DF()); }
+
+// product_tile's main loop over columns [k0, k1) (whole vectors), starting
+// from and returning to the accumulators parked at park[(r * kTokens + t) * N].
+template <std::size_t kRows, std::size_t kTokens>
+HWY_INLINE void product_block(const float* HWY_RESTRICT w, std::size_t w_stride, const float* HWY_RESTRICT x,
+                              std::size_t x_stride, std::size_t k0, std::size_t k1, float* HWY_RESTRICT park) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    VF acc[kRows][kTokens];
+    kernels::unrolled<kRows>([&](auto r) {
+        kernels::unrolled<kTokens>([&](auto t) { acc[r][t] = hn::Load(df, park + (r * kTokens + t) * N); });
+    });
+    for (std::size_t i = k0; i < k1; i += N) {
+        VF xv[kTokens];
+        for (std::size_t t = 0; t < kTokens; ++t) xv[t] = load_activations(df, x + t * x_stride + i);
+        kernels::unrolled<kRows>([&](auto r) {
+            const VF wv = load_weights(df, w + r * w_stride + i);
+            kernels::unrolled<kTokens>([&](auto t) { acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]); });
+        });
+    }
+    kernels::unrolled<kRows>([&](auto r) {
+        kernels::unrolled<kTokens>([&](auto t) { hn::Store(acc[r][t], df, park + (r * kTokens + t) * N); });
+    });
+}
+
+// y[t * y_stride + r] = sum_i w[r * stride + i] * x[t * stride + i] for the
+// chunk's rows r < chunk (at most kMaxChunkRows) and every token t; stride
+// is a whole number of vectors (rows zero-padded). park: park_floats().
+inline void sweep_chunk(const float* HWY_RESTRICT w, std::size_t chunk, std::size_t stride, const float* HWY_RESTRICT x,
+                        std::size_t n_tokens, float* HWY_RESTRICT y, std::size_t y_stride, float* HWY_RESTRICT park) {
+    const DF df;
+    const std::size_t N = hn::Lanes(df);
+    if (!blocked_sweep(stride, n_tokens)) {  // product_tile over whole rows
+        for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+            kernels::with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) HWY_ATTR {
+                constexpr std::size_t kTokens = decltype(tokens)::value;
+                const float* xt = x + t0 * stride;
+                float* yt = y + t0 * y_stride;
+                std::size_t r = 0;
+                for (; r + kTileRows <= chunk; r += kTileRows)
+                    product_tile<kTileRows, kTokens>(w + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                for (; r < chunk; ++r) product_tile<1, kTokens>(w + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+            });
+        }
+        return;
+    }
+    for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+        kernels::with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) HWY_ATTR {
+            constexpr std::size_t kTokens = decltype(tokens)::value;
+            const float* xt = x + t0 * stride;
+            std::fill(park, park + chunk * kTokens * N, 0.0f);
+            for (std::size_t k0 = 0; k0 < stride; k0 += kBlockCols) {
+                const std::size_t k1 = std::min(stride, k0 + kBlockCols);
+                std::size_t r = 0;
+                for (; r + kTileRows <= chunk; r += kTileRows)
+                    product_block<kTileRows, kTokens>(w + r * stride, stride, xt, stride, k0, k1, park + r * kTokens * N);
+                for (; r < chunk; ++r) product_block<1, kTokens>(w + r * stride, stride, xt, stride, k0, k1, park + r * kTokens * N);
+            }
+            for (std::size_t r = 0; r < chunk; ++r)
+                for (std::size_t t = 0; t < kTokens; ++t)
+                    y[(t0 + t) * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, park + (r * kTokens + t) * N)));
+        });
+    }
 }
 
 }  // namespace HWY_NAMESPACE
