@@ -28,7 +28,8 @@
 //     (the rows are the independent accumulator chains that hide FMA latency).
 //   * matmul (prefill, compute-bound) copies x and each chunk of weight rows,
 //     widened to f32, into 64-byte aligned buffers once, and sweeps register
-//     tiles of kTileRows x kTileTokens accumulators over them.
+//     tiles of kTileRows x kTileTokens accumulators over them; rows wider
+//     than 1,024 columns in blocks of kBlockCols (sweep_chunk).
 //   * Weight types enter in two places, load_weights() and widen_row()
 //     (both in highway_tile.hpp): a new storage type is one more overload of
 //     each (a quantized block type may instead bring its own fused
@@ -140,8 +141,13 @@ HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t co
 // (The zero padding does exactly what product_tile's tail does, so results
 // are unchanged.) Then all tokens sweep past the chunk, kTileTokens at a
 // time, in register tiles of kTileRows x kTileTokens accumulators: kTileRows +
-// kTileTokens loads per kTileRows * kTileTokens FMAs. The chunk stays in L2.
-// (Blocking the columns too measured slower here; docs/kernels.md.)
+// kTileTokens loads per kTileRows * kTileTokens FMAs. The chunk stays in L2
+// (up to kChunkBytes of it). For rows over 2 x kBlockCols columns and more than
+// one tile of tokens the sweep also cuts the columns into blocks, so that the
+// tile of tokens is read from L1 (highway_tile.hpp, sweep_chunk; on the
+// Intel machine of 2026-12-07 the f32 products of 512 tokens ran 1.2-1.45x as
+// fast, docs/kernels.md "Columns in blocks"; an earlier blocking of the bf16
+// tile measured no faster on a Zen 5).
 // f32 rows that are already whole vectors on 64-byte boundaries
 // (kernels::whole_aligned_rows: the GGUF files' tensors, the KV cache and the
 // activations usually are) are read where they are instead, as the bf16

@@ -77,8 +77,9 @@ using DI = hn::RebindToSigned<DF>;  // N int32 lanes
 using VI = hn::Vec<DI>;
 static_assert(hn::MaxLanes(DF()) <= 16, "quantized kernels need vectors of at most 16 f32 lanes");
 
-// Blocking: highway_tile.hpp's (kMatvecRows rows per fused pass, kChunkRows rows
-// per panel, kTileRows x kTileTokens tiles, kPrefetchBytes ahead).
+// Blocking: highway_tile.hpp's (kMatvecRows rows per fused pass, chunk_rows()
+// rows per dequantised panel, swept by sweep_chunk: kTileRows x kTileTokens
+// tiles, columns in blocks of kBlockCols for wide rows; kPrefetchBytes ahead).
 
 // Lanes per vector, as a compile-time constant (fixed-width targets only).
 inline constexpr std::size_t N = hn::MaxLanes(DF());
