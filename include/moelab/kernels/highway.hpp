@@ -178,7 +178,7 @@ inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
     const float* xp = x_in_place ? x : xs.data();  // (n_tokens, stride)
     const std::size_t chunk_max = std::min(rows, chunk_rows(stride, n_tokens));
     FloatBuffer panel(w_in_place ? 0 : chunk_max * stride);  // (chunk, stride), zero-padded
-    FloatBuffer park(park_floats());
+    FloatBuffer park(blocked_sweep(stride, n_tokens) ? park_floats() : 0);  // only a blocked sweep parks
     for (std::size_t r0 = 0; r0 < rows; r0 += chunk_max) {
         const std::size_t chunk = std::min(chunk_max, rows - r0);
         const float* wp = panel.data();  // (chunk, stride)

@@ -297,7 +297,7 @@ inline void matmul(const Block* HWY_RESTRICT w, std::size_t rows, std::size_t co
     const FloatBuffer xs(x, x + n_tokens * cols);      // (n_tokens, cols), 64-byte aligned
     const std::size_t chunk_max = std::min(rows, chunk_rows(cols, n_tokens));
     FloatBuffer panel(chunk_max * cols);  // (chunk, cols), dequantised
-    FloatBuffer park(park_floats());
+    FloatBuffer park(blocked_sweep(cols, n_tokens) ? park_floats() : 0);  // only a blocked sweep parks
     for (std::size_t r0 = 0; r0 < rows; r0 += chunk_max) {
         const std::size_t chunk = std::min(chunk_max, rows - r0);
         for (std::size_t r = 0; r < chunk; ++r) dequantize_row(w + (r0 + r) * row_blocks, row_blocks, panel.data() + r * cols);

@@ -300,7 +300,8 @@ HWY_INLINE void product_block(const float* HWY_RESTRICT w, std::size_t w_stride,
 
 // y[t * y_stride + r] = sum_i w[r * stride + i] * x[t * stride + i] for the
 // chunk's rows r < chunk (at most kMaxChunkRows) and every token t; stride
-// is a whole number of vectors (rows zero-padded). park: park_floats().
+// is a whole number of vectors (rows zero-padded). park: park_floats()
+// where blocked_sweep(stride, n_tokens), else unused.
 inline void sweep_chunk(const float* HWY_RESTRICT w, std::size_t chunk, std::size_t stride, const float* HWY_RESTRICT x,
                         std::size_t n_tokens, float* HWY_RESTRICT y, std::size_t y_stride, float* HWY_RESTRICT park) {
     const DF df;
