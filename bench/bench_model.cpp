@@ -121,7 +121,7 @@ void BM_Decode(benchmark::State& state, const LoadedModel* m, const Machine* mac
     auto decode = [&] {
         for (std::size_t i = 0; i < N; ++i) transformer.forward(std::span(tokens.data() + kDecodePrompt + i, 1), logits.data());
     };
-    prompt(), decode();  // untimed warm-up
+    prompt(), decode();  // untimed warm-up; the Transformer's decode tuning runs in its first 7 steps
     for (auto _ : state) {
         state.PauseTiming();  // once per N tokens
         prompt();
@@ -131,6 +131,7 @@ void BM_Decode(benchmark::State& state, const LoadedModel* m, const Machine* mac
     double flops = 0;
     for (std::size_t i = 0; i < N; ++i) flops += forward_flops(c, m->model.weights(), m->cost, 1, kDecodePrompt + i);
     set_counters(state, *m, *machine, static_cast<double>(N), flops, true);
+    state.SetLabel("matvec reads: " + transformer.decode_tuning().describe());
 }
 
 // "64,512" -> {64, 512}; nothing on a malformed list (main() then says so).

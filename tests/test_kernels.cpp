@@ -209,35 +209,60 @@ TEMPLATE_TEST_CASE("matmul matches scalar for several tokens and a y_stride", "[
     SECTION("bf16") { check_matmul<TestType, bf16>(); }
 }
 
+// The backend's tag in each of its run-time settings: both ways matvec reads
+// rows (kernels::MatvecReads) for the SIMD backends, the plain tag otherwise.
+template <class B>
+std::vector<B> every_setting() {
+    if constexpr (kernels::HasMatvecReads<B>) {
+        B stream, passes;
+        stream.matvec_reads = kernels::MatvecReads::stream_when_short;
+        passes.matvec_reads = kernels::MatvecReads::row_passes;
+        return {stream, passes};
+    } else {
+        return {B{}};
+    }
+}
+
+template <class B>
+std::string setting_name(B b) {
+    if constexpr (kernels::HasMatvecReads<B>) return std::string("matvec reads: ") + kernels::matvec_reads_name(b.matvec_reads);
+    else return B::name;
+}
+
 // The determinism rule: y[t, r] depends only on row r and token t, whoever
 // computes it. Bitwise: a row alone (dot, matvec of one row) equals the same
-// row inside any block, and matvec equals each token's column of matmul.
+// row inside any block, and matvec equals each token's column of matmul, in
+// every setting of the tag (one stream or passes of 8 rows: the same bits).
 template <class B, class W>
 void check_determinism() {
     std::mt19937 rng(103);
     const std::size_t L = lanes_of<B>();
-    const std::size_t rows = 203, tokens = 9;  // matvec: 8-row passes (over 192 rows), and short slices below
+    // matvec of 203 rows: passes of 8 rows and a tail of 3 (with row_passes,
+    // and with stream_when_short for x over 16 KB: 4,099 columns), else one
+    // stream; 11-row slices below.
+    const std::size_t rows = 203, tokens = 9;
     // 1043 columns (over 1,024, 9 tokens, 203 rows): Highway's matmul sweeps
     // the columns in blocks and the rows in chunks of 64 (highway_tile.hpp).
-    for (std::size_t cols : {L + 1, 4 * L + 3, std::size_t{131}, std::size_t{1043}}) {
+    for (std::size_t cols : {L + 1, 4 * L + 3, std::size_t{131}, std::size_t{1043}, std::size_t{4099}}) {
         const auto w = random_values<W>(rows * cols, rng);
         const auto x = random_values<float>(tokens * cols, rng);
         std::vector<float> all(tokens * rows);
         kernels::matmul(B{}, w.data(), rows, cols, x.data(), tokens, all.data(), rows);
         INFO(dtype_label<W>() << " cols " << cols);
-        for (std::size_t t = 0; t < tokens; ++t) {
-            std::vector<float> column(rows);
-            kernels::matvec(B{}, w.data(), rows, cols, x.data() + t * cols, column.data());
-            for (std::size_t r = 0; r < rows; ++r) {
-                INFO("token " << t << " row " << r);
-                float alone = 0;
-                kernels::matvec(B{}, w.data() + r * cols, 1, cols, x.data() + t * cols, &alone);
-                const float d = kernels::dot(B{}, w.data() + r * cols, x.data() + t * cols, cols);
-                REQUIRE(bits(all[t * rows + r]) == bits(column[r]));
-                REQUIRE(bits(alone) == bits(column[r]));
-                REQUIRE(bits(d) == bits(column[r]));
+        for (const B setting : every_setting<B>())
+            for (std::size_t t = 0; t < tokens; ++t) {
+                std::vector<float> column(rows);
+                kernels::matvec(setting, w.data(), rows, cols, x.data() + t * cols, column.data());
+                for (std::size_t r = 0; r < rows; ++r) {
+                    INFO("token " << t << " row " << r << " " << setting_name(setting));
+                    float alone = 0;
+                    kernels::matvec(setting, w.data() + r * cols, 1, cols, x.data() + t * cols, &alone);
+                    const float d = kernels::dot(B{}, w.data() + r * cols, x.data() + t * cols, cols);
+                    REQUIRE(bits(all[t * rows + r]) == bits(column[r]));
+                    REQUIRE(bits(alone) == bits(column[r]));
+                    REQUIRE(bits(d) == bits(column[r]));
+                }
             }
-        }
         // A slice of rows and tokens (as a thread or an MoE expert sees it).
         const std::size_t r0 = 3, n_rows = 11, t0 = 2, n_tokens = 5;
         std::vector<float> part(n_tokens * n_rows);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "moelab/dtype.hpp"
 #include "moelab/kernels/scalar.hpp"
+#include "moelab/model/decode_tuning.hpp"
 #include "moelab/model/model.hpp"
 #include "moelab/ops/linear.hpp"
 #if MOELAB_HAVE_HIGHWAY
@@ -179,6 +181,26 @@ inline bool parse_int8_interleave(const Args& args) {
     if (v == "interleaved") return true;
     if (v == "file") return false;
     throw UsageError("--int8-layout must be interleaved or file (got '" + v + "')");
+}
+
+// "--matvec-reads auto|stream|passes": how the SIMD backends' matvec reads
+// weight rows (kernels::MatvecReads). auto, the default, lets the
+// Transformer time both ways in its first decode steps
+// (model/decode_tuning.hpp); stream or passes fixes one. Same logits either way.
+// parse_matvec_reads: nothing for auto.
+inline std::optional<kernels::MatvecReads> parse_matvec_reads(const Args& args) {
+    const std::string v = args.get("matvec-reads", "auto");
+    if (v == "auto") return std::nullopt;
+    if (v == "stream") return kernels::MatvecReads::stream_when_short;
+    if (v == "passes") return kernels::MatvecReads::row_passes;
+    throw UsageError("--matvec-reads must be auto, stream or passes (got '" + v + "')");
+}
+template <class Transformer>
+void apply_matvec_reads(std::optional<kernels::MatvecReads> reads, Transformer& transformer) {
+    if (!reads) return;
+    auto backend = transformer.decode_tuning().chosen();
+    if constexpr (HasMatvecReads<decltype(backend)>) backend.matvec_reads = *reads;
+    transformer.fix_backend(backend);
 }
 
 // Before a run under `precision` on Backend: in the int8 mode, the weight

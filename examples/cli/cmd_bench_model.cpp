@@ -10,7 +10,8 @@
 //                   of the last position only, as llama-bench); tokens/s = P / seconds.
 //
 //   moelab bench --model FILE [--prefill 64,512] [--decode 32] [--depth 4] [--reps 3]
-//                [--backend B] [--activations f32|int8|bf16] [--int8-layout interleaved|file] [-t N] [--json FILE]
+//                [--backend B] [--activations f32|int8|bf16] [--int8-layout interleaved|file]
+//                [--matvec-reads auto|stream|passes] [-t N] [--json FILE]
 //
 // Each test runs once untimed (page faults, first touch of the KV cache) and
 // then --reps times; the median is reported, by the wall clock (what
@@ -113,7 +114,8 @@ std::vector<std::size_t> parse_sizes(const std::string& text, const std::string&
 
 int cmd_bench_model(int argc, char** argv) {
     const Args args(argc, argv, {});
-    args.allow_only({"model", "prefill", "decode", "depth", "reps", "backend", "activations", "int8-layout", "t", "threads", "json"});
+    args.allow_only({"model", "prefill", "decode", "depth", "reps", "backend", "activations", "int8-layout", "matvec-reads",
+                     "t", "threads", "json"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string path = args.required("model");
     const auto prefills = parse_sizes(args.get("prefill", "64,512"), "--prefill");
@@ -128,6 +130,7 @@ int cmd_bench_model(int argc, char** argv) {
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const ops::ActivationPrecision activations = parse_activations(args);
     const bool interleave = parse_int8_interleave(args);
+    const auto matvec_reads = parse_matvec_reads(args);
 
     Model model = Model::load(path);
     const ModelConfig& c = model.config();
@@ -171,6 +174,7 @@ int cmd_bench_model(int argc, char** argv) {
 
         Transformer<Backend> transformer(model, pool, max_ctx);
         transformer.set_activation_precision(activations);
+        apply_matvec_reads(matvec_reads, transformer);
         std::vector<float> logits(c.n_vocab);
         // Token ids: a fixed, valid pseudo-random sequence (the weights are what is timed, not the text).
         std::vector<std::int32_t> tokens(max_ctx);
@@ -243,6 +247,10 @@ int cmd_bench_model(int argc, char** argv) {
             // not in GB/s above (weights only), but at a long depth it is not small.
             const double kv_mb = static_cast<double>(cost.kv_bytes_per_token) *
                                  (static_cast<double>(depth) + 0.5 * static_cast<double>(n_decode)) / 1e6;
+            // The decode tuning ran in the first decode steps (the untimed
+            // repetition's, or pp1's): every timed repetition used its winner.
+            std::printf("  %-8s matvec reads: %s\n", test.c_str(), transformer.decode_tuning().describe().c_str());
+            report["tests"].back()["matvec_reads"] = transformer.decode_tuning().describe();
             report["tests"].back()["depth"] = depth;
             report["tests"].back()["kv_mb_per_token"] = kv_mb;
             if (!default_depth)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // moelab run --model PATH --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P]
 //            [--min-p P] [--repeat-penalty R] [--seed S] [--chat] [--system TEXT]
-//            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8|bf16] [--int8-layout interleaved|file] [-t N]
+//            [--stop STR] [--ctx N] [--backend B] [--activations f32|int8|bf16] [--int8-layout interleaved|file]
+//            [--matvec-reads auto|stream|passes] [-t N]
 // Streams the generated text to stdout as it is produced; then prints the
 // prompt and decode speeds, and for MoE models how the experts were used, to
 // stderr. When stderr is a terminal, a status line there shows the prefill's
@@ -107,7 +108,7 @@ void print_expert_usage(const GenerationResult& r, const ModelConfig& c) {
 int cmd_run(int argc, char** argv) {
     const Args args(argc, argv, {"chat"});
     args.allow_only({"model", "prompt", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty", "seed", "chat",
-                     "system", "stop", "ctx", "backend", "activations", "int8-layout", "t", "threads"});
+                     "system", "stop", "ctx", "backend", "activations", "int8-layout", "matvec-reads", "t", "threads"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const std::string prompt_text = args.required("prompt");
     GenerationOptions options;
@@ -128,6 +129,7 @@ int cmd_run(int argc, char** argv) {
     const long long ctx = args.integer("ctx", 0);
     if (ctx < 0) throw UsageError("--ctx must be >= 0");
     const ops::ActivationPrecision activations = parse_activations(args);
+    const auto matvec_reads = parse_matvec_reads(args);
     const bool interleave = parse_int8_interleave(args);
 
     Model model = Model::load(args.required("model"));
@@ -179,6 +181,7 @@ int cmd_run(int argc, char** argv) {
         prepare_model(backend, model, activations, interleave, pool);
         Transformer<decltype(backend)> transformer(model, pool, max_ctx);
         transformer.set_activation_precision(activations);
+        apply_matvec_reads(matvec_reads, transformer);
         return generate(transformer, tokenizer, prompt, options, [&](std::string_view piece) {
             if (text_on_terminal) status.clear();
             std::fwrite(piece.data(), 1, piece.size(), stdout);

@@ -35,6 +35,7 @@ const char* kUsage =
     "  --version                         version, and the instruction set each backend compiled to\n"
     "\n"
     "common options: --backend scalar|highway|xsimd, -t N (threads)\n"
+    "speed options (bench --model, run): --activations f32|int8|bf16, --matvec-reads auto|stream|passes\n"
     "MODEL is a .gguf file or a Hugging Face folder (config.json + *.safetensors).\n";
 
 }  // namespace

@@ -3,7 +3,8 @@
 //
 // Depends on: the standard library only.
 //
-// A *backend* is an empty tag type. Every numeric primitive is an overload set
+// A *backend* is a tag type: empty, or holding run-time settings that change
+// how fast a kernel runs but never what it computes. Every numeric primitive is an overload set
 // whose first parameter is the tag, e.g.
 //
 //     matvec(moelab::backend::xsimd{}, w, rows, cols, x, y);   // found by ADL
@@ -53,6 +54,7 @@
 //     in the elementwise kernels and the norms; layers update buffers in place.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -99,6 +101,46 @@ template <std::size_t kMax, class F>
     return cols % values_per_load == 0 && reinterpret_cast<std::uintptr_t>(p) % 64 == 0;
 }
 
+// How a SIMD backend's memory-bound matvec walks its weight rows (f32, f16
+// and bf16 weights; the quantized products always run several rows at once).
+// Both ways give every (row, token) the same operations, so the same bits;
+// which one reaches more of the memory bandwidth is a property of the
+// machine (its hardware prefetchers, and the latency of one row's chain of
+// multiply-adds), not of the code. So it is a value the tag carries, and a
+// Transformer picks it by timing its first decode steps
+// (model/decode_tuning.hpp; measurements in docs/kernels.md, "One stream or
+// passes of rows").
+enum class MatvecReads : std::uint8_t {
+    // Rows one after another, one stream without software prefetch, when the
+    // call is short (an MoE expert's task) or x is short (it stays in L1
+    // next to the stream); passes of 8 rows otherwise. Faster on the AMD
+    // Zen 4/5 machines of 2026-11 (whole-model f32 decode +12%).
+    stream_when_short,
+    // Passes of 8 rows, each prefetched, sharing each load of x, for every
+    // call of 8 rows or more. Faster on the Intel Xeon of 2026-12-07 (dense
+    // bf16 decode +17%, MoE bf16 +12-17%).
+    row_passes,
+};
+
+// Whether a matvec of `rows` rows against `x_bytes` of activations reads its
+// rows in passes of several (else one after another).
+constexpr bool matvec_in_passes(MatvecReads reads, std::size_t rows, std::size_t x_bytes) {
+    constexpr std::size_t kSingleStreamRows = 192;      // calls this short: an MoE expert's gate and up tasks
+    constexpr std::size_t kSingleStreamXBytes = 16384;  // x this short stays in L1 beside the stream
+    return reads == MatvecReads::row_passes || (rows > kSingleStreamRows && x_bytes > kSingleStreamXBytes);
+}
+
+// How the CLI and reports spell the two.
+constexpr const char* matvec_reads_name(MatvecReads reads) {
+    return reads == MatvecReads::row_passes ? "passes" : "stream";
+}
+
+// Backends whose tag carries the setting.
+template <class Backend>
+concept HasMatvecReads = requires(Backend b) {
+    { b.matvec_reads } -> std::convertible_to<MatvecReads>;
+};
+
 // The tags live in namespace moelab::kernels (through the inline namespace
 // `backend`), so argument-dependent lookup on a tag finds the kernels
 // declared next to it: model code calls kernels *unqualified*,
@@ -117,14 +159,17 @@ struct scalar {
 
 // Google Highway, static dispatch: compiled for the target the compiler flags
 // allow (e.g. -march=native), no run-time CPU detection. kernels/highway.hpp.
+// Its one run-time setting is how matvec reads rows (above).
 struct highway {
     static constexpr const char* name = "highway";
+    MatvecReads matvec_reads = MatvecReads::stream_when_short;
 };
 
 // xsimd (8.x API), compiled for the best architecture the flags allow.
-// kernels/xsimd.hpp.
+// kernels/xsimd.hpp. The same run-time setting as highway's.
 struct xsimd {
     static constexpr const char* name = "xsimd";
+    MatvecReads matvec_reads = MatvecReads::stream_when_short;
 };
 
 }  // namespace backend

@@ -23,9 +23,11 @@
 //     in every code path: the contract's determinism rule holds by
 //     construction.
 //   * matvec (decode, memory-bound) reads its rows as one sequential stream
-//     when x is short or the call is, and otherwise streams kMatvecRows rows
-//     at once, sharing each x load, prefetching each row kPrefetchBytes ahead
-//     (the rows are the independent accumulator chains that hide FMA latency).
+//     or streams kMatvecRows rows at once, sharing each x load, prefetching
+//     each row kPrefetchBytes ahead (the rows are the independent accumulator
+//     chains that hide FMA latency); which, per call, is the tag's run-time
+//     setting (kernels::MatvecReads), because the faster one depends on the
+//     machine.
 //   * matmul (prefill, compute-bound) copies x and each chunk of weight rows,
 //     widened to f32, into 64-byte aligned buffers once, and sweeps register
 //     tiles of kTileRows x kTileTokens accumulators over them; rows wider
@@ -110,25 +112,27 @@ HWY_INLINE float dot(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, std::
     return y;
 }
 
-// Memory-bound. Rows are read one after another, a single sequential
+// Memory-bound. Rows are read either one after another, a single sequential
 // stream with no software prefetch (the hardware prefetchers follow one
-// stream best; a prefetch instruction per line only takes a load slot), as
-// long as the call is short (at most kSingleStreamRows rows: an MoE expert
-// task) or its x is short (at most kSingleStreamXBytes, which stays in L1
-// next to the stream). Otherwise (a 6144-wide down projection: x is 24 KB,
-// and re-reading it per row thrashed L1) kMatvecRows weight streams are in
-// flight, each x vector loaded once for all of them, each row prefetched
-// kPrefetchBytes ahead. Whole models, 2 threads, decode: dense f32 +45-60%,
-// dense bf16 +13-37%, MoE f32 +10-14% against 8-row passes with prefetch for
-// the dense calls and prefetched single streams for the MoE (docs/kernels.md).
-// product_tile gives a (row, token) the same operations for any kRows, so
-// the choice changes no bit.
+// stream best; a prefetch instruction per line only takes a load slot), or
+// kMatvecRows at a time, each x vector loaded once for all of them, each row
+// prefetched kPrefetchBytes ahead (and kMatvecRows independent chains of
+// multiply-adds, where one row has one). `reads` says which, per call
+// (kernels::matvec_in_passes): MatvecReads::stream_when_short keeps the single
+// stream for short calls (an MoE expert task) and short x (in L1 next to the
+// stream), and passes for the rest (a 6144-wide down projection: x is 24 KB,
+// and re-reading it per row thrashed L1); on the AMD machines that measured
+// dense f32 +45-60%, dense bf16 +13-37%, MoE f32 +10-14% in whole-model
+// decode against passes everywhere. On the Intel machine passes everywhere
+// (MatvecReads::row_passes) were faster, so a Transformer times both
+// (model/decode_tuning.hpp; docs/kernels.md). product_tile gives a (row,
+// token) the same operations for any kRows, so the choice changes no bit.
 template <class T>
 HWY_INLINE void matvec(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
-                       const float* HWY_RESTRICT x, float* HWY_RESTRICT y) {
+                       const float* HWY_RESTRICT x, float* HWY_RESTRICT y, kernels::MatvecReads reads) {
     const ActivationsFor<T> xa(x, cols);
     std::size_t r = 0;
-    if (rows > kSingleStreamRows && cols * sizeof(float) > kSingleStreamXBytes)
+    if (kernels::matvec_in_passes(reads, rows, cols * sizeof(float)))
         for (; r + kMatvecRows <= rows; r += kMatvecRows)
             product_tile<kMatvecRows, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xa.data(), cols, cols, y + r, 1);
@@ -474,17 +478,17 @@ inline float dot(backend::highway, const bf16* w, const float* x, std::size_t n)
 }
 
 // W (rows, cols) row-major, x (cols), y (rows).
-inline void matvec(backend::highway, const float* w, std::size_t rows, std::size_t cols, const float* x,
+inline void matvec(backend::highway b, const float* w, std::size_t rows, std::size_t cols, const float* x,
                    float* y) {
-    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y);
+    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y, b.matvec_reads);
 }
-inline void matvec(backend::highway, const f16* w, std::size_t rows, std::size_t cols, const float* x,
+inline void matvec(backend::highway b, const f16* w, std::size_t rows, std::size_t cols, const float* x,
                    float* y) {
-    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y);
+    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y, b.matvec_reads);
 }
-inline void matvec(backend::highway, const bf16* w, std::size_t rows, std::size_t cols, const float* x,
+inline void matvec(backend::highway b, const bf16* w, std::size_t rows, std::size_t cols, const float* x,
                    float* y) {
-    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y);
+    detail::HWY_NAMESPACE::matvec(w, rows, cols, x, y, b.matvec_reads);
 }
 
 // W (rows, cols), x (n_tokens, cols), y[t * y_stride + r].

@@ -46,12 +46,10 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 inline constexpr std::size_t kStep = 32;  // bf16 values per 64-byte vector
 // Blocking, as the f32 tile (kernels/highway.hpp) measured it: matvec reads
-// one row at a time, unprefetched, for a short call or a short x, and 8
-// prefetched rows in flight otherwise; 4 x 6 accumulators plus 6 + 1 loads of
+// one row at a time, unprefetched, or 8 prefetched rows in flight, as the
+// tag's MatvecReads says (kernels::matvec_in_passes); 4 x 6 accumulators plus 6 + 1 loads of
 // 32 registers for matmul; 16 weight rows copied once per sweep of all the tokens.
 inline constexpr std::size_t kMatvecRows = 8, kTileRows = 4, kTileTokens = 6, kChunkRows = 16;
-inline constexpr std::size_t kSingleStreamRows = 192;  // shorter matvec calls read row by row (as kernels/highway.hpp),
-inline constexpr std::size_t kSingleStreamXBytes = 16384;  // and so do calls whose x is this short
 inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
 
 HWY_INLINE __m512bh load32(const bf16* p) { return (__m512bh)_mm512_loadu_si512(p); }
@@ -90,9 +88,9 @@ HWY_INLINE void product_tile(const bf16* HWY_RESTRICT w, std::size_t w_stride, c
 }
 
 inline void matvec(const bf16* HWY_RESTRICT w, std::size_t rows, std::size_t cols, const bf16* HWY_RESTRICT x,
-                   float* HWY_RESTRICT y) {
+                   float* HWY_RESTRICT y, kernels::MatvecReads reads) {
     std::size_t r = 0;
-    if (rows > kSingleStreamRows && cols * sizeof(bf16) > kSingleStreamXBytes)  // else row by row, as the f32 matvec
+    if (kernels::matvec_in_passes(reads, rows, cols * sizeof(bf16)))  // else row by row, as the f32 matvec
         for (; r + kMatvecRows <= rows; r += kMatvecRows)
             product_tile<kMatvecRows, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, x, cols, cols, y + r, 1);
@@ -153,8 +151,8 @@ inline float dot(backend::highway, const bf16* w, const bf16* x, std::size_t n) 
 }
 
 // W (rows, cols), x: one token, y (rows).
-inline void matvec(backend::highway, const bf16* w, std::size_t rows, std::size_t cols, const bf16* x, float* y) {
-    detail::HWY_NAMESPACE::bf16dot::matvec(w, rows, cols, x, y);
+inline void matvec(backend::highway b, const bf16* w, std::size_t rows, std::size_t cols, const bf16* x, float* y) {
+    detail::HWY_NAMESPACE::bf16dot::matvec(w, rows, cols, x, y, b.matvec_reads);
 }
 
 // W (rows, cols), x: (n_tokens, cols), y[t * y_stride + r].

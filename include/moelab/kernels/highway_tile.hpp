@@ -43,8 +43,6 @@ inline std::size_t f32_lanes() { return hn::Lanes(DF()); }
 // those targets would need the tile spelled out.)
 inline constexpr bool kHas32Registers = !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3);
 inline constexpr std::size_t kMatvecRows = 8;
-inline constexpr std::size_t kSingleStreamRows = 192;  // matvec calls this short read row by row
-inline constexpr std::size_t kSingleStreamXBytes = 16384;  // ... and so do calls whose x is this short
 inline constexpr std::size_t kTileRows = kHas32Registers ? 4 : 3;
 inline constexpr std::size_t kTileTokens = kHas32Registers ? 6 : 4;
 inline constexpr std::size_t kChunkRows = 16;  // weight rows copied once, then all tokens stream past

@@ -73,19 +73,19 @@ float dot(const T* w, const float* x, std::size_t n) {
 }
 
 // Memory-bound. The rule of highway.hpp's matvec, for the same measured
-// reasons: short calls (an MoE expert task) and calls with a short x read
-// their rows one after another, one sequential stream without software
-// prefetch; the others (x longer than L1 can share with the stream) run
-// kMatvecRows prefetched weight streams that share each x load. Same bits
-// either way (the determinism rule, xsimd_tile.hpp).
+// reasons: rows one after another, one sequential stream without software
+// prefetch, or kMatvecRows prefetched weight streams that share each x load,
+// per call as `reads` says (kernels::matvec_in_passes: the tag's setting,
+// which a Transformer picks by timing). Same bits either way (the
+// determinism rule, xsimd_tile.hpp).
 template <class T>
-void matvec(const T* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
+void matvec(const T* w, std::size_t rows, std::size_t cols, const float* x, float* y, kernels::MatvecReads reads) {
     FloatBuffer split;
     if constexpr (!std::is_same_v<T, float>) split = prepare_x<T>(x, 1, cols);
     const float* xp = std::is_same_v<T, float> ? x : split.data();
     const std::size_t xp_len = std::is_same_v<T, float> ? cols : split.size();
     std::size_t r = 0;
-    if (rows > kSingleStreamRows && cols * sizeof(float) > kSingleStreamXBytes)
+    if (kernels::matvec_in_passes(reads, rows, cols * sizeof(float)))
         for (; r + kMatvecRows <= rows; r += kMatvecRows)
             product_tile<kMatvecRows, 1>(w + r * cols, cols, xp, xp_len, cols, y + r, 1);
     for (; r < rows; ++r) product_tile<1, 1>(w + r * cols, cols, xp, xp_len, cols, y + r, 1);
@@ -363,14 +363,14 @@ inline float dot(backend::xsimd, const bf16* w, const float* x, std::size_t n) {
 }
 
 // W (rows, cols) row-major, x (cols), y (rows).
-inline void matvec(backend::xsimd, const float* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
-    detail::xsimd_kernels::matvec(w, rows, cols, x, y);
+inline void matvec(backend::xsimd b, const float* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
+    detail::xsimd_kernels::matvec(w, rows, cols, x, y, b.matvec_reads);
 }
-inline void matvec(backend::xsimd, const f16* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
-    detail::xsimd_kernels::matvec(w, rows, cols, x, y);
+inline void matvec(backend::xsimd b, const f16* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
+    detail::xsimd_kernels::matvec(w, rows, cols, x, y, b.matvec_reads);
 }
-inline void matvec(backend::xsimd, const bf16* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
-    detail::xsimd_kernels::matvec(w, rows, cols, x, y);
+inline void matvec(backend::xsimd b, const bf16* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
+    detail::xsimd_kernels::matvec(w, rows, cols, x, y, b.matvec_reads);
 }
 
 // W (rows, cols), x (n_tokens, cols), y[t * y_stride + r].

@@ -35,8 +35,6 @@ inline constexpr std::size_t N = batch::size;
 
 // Blocking (see highway.hpp for the reasoning; the same measurements apply).
 inline constexpr std::size_t kMatvecRows = 8;
-inline constexpr std::size_t kSingleStreamRows = 192;      // matvec calls this short read row by row
-inline constexpr std::size_t kSingleStreamXBytes = 16384;  // ... and so do calls whose x is this short
 inline constexpr std::size_t kTileRows = N >= 16 ? 4 : 3;    // AVX-512: 32 registers;
 inline constexpr std::size_t kTileTokens = N >= 16 ? 6 : 4;  // AVX2/SSE: 16
 inline constexpr std::size_t kChunkRows = 16;

@@ -18,7 +18,7 @@ namespace moelab {
 
 template <class Backend>
 struct Context {
-    Backend backend;   // empty tag; selects the kernel overloads
+    Backend backend;   // the tag: selects the kernel overloads (and carries their run-time settings)
     ThreadPool& pool;  // rows of every matrix product are split over it
     // f32: exact (the default); int8 / bf16: quantized / bf16 weights meet
     // activations rounded to 8 bits / bf16 (ops/linear.hpp)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // moelab/model/transformer.hpp — the forward pass. Read this file first.
 //
-// Depends on: moelab/model/model.hpp, moelab/model/cache.hpp, moelab/layers/*.hpp,
+// Depends on: moelab/model/model.hpp, moelab/model/cache.hpp,
+//             moelab/model/decode_tuning.hpp, moelab/layers/*.hpp,
 //             moelab/ops/embedding.hpp, moelab/ops/linear.hpp, and the kernel
 //             header of the backend you instantiate it with.
 //
@@ -23,8 +24,12 @@
 //
 // Cost of one decoded token: every active weight is read once from memory,
 // so tokens/s <= memory bandwidth / active weight bytes (docs/dense-vs-moe.md).
+// How the backend reads those weights fastest depends on the machine, so the
+// first decode steps time the backend's two ways and keep the faster
+// (model/decode_tuning.hpp); neither changes a bit of the logits.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -39,6 +44,7 @@
 #include "moelab/layers/ffn_moe.hpp"
 #include "moelab/layers/rope.hpp"
 #include "moelab/model/cache.hpp"
+#include "moelab/model/decode_tuning.hpp"
 #include "moelab/model/model.hpp"
 #include "moelab/ops/embedding.hpp"
 #include "moelab/ops/linear.hpp"
@@ -70,8 +76,17 @@ public:
     // f32 (default): exact products. int8: quantized weights meet activations
     // rounded to 8 bits; bf16: bf16 weights meet activations rounded to bf16;
     // each where the backend has those products (ops/linear.hpp).
-    void set_activation_precision(ops::ActivationPrecision precision) { activations_ = precision; }
+    // A new precision reads other kernels, so the decode tuning starts over.
+    void set_activation_precision(ops::ActivationPrecision precision) {
+        if (precision != activations_) tuner_.restart();
+        activations_ = precision;
+    }
     ops::ActivationPrecision activation_precision() const { return activations_; }
+    // Use this tag (and its run-time settings) as given, instead of timing
+    // the first decode steps to choose how matvec reads rows.
+    void fix_backend(Backend backend) { tuner_ = DecodeTuner<Backend>::fixed(backend); }
+    // What the decode tuning chose, and what it measured (describe()).
+    const DecodeTuner<Backend>& decode_tuning() const { return tuner_; }
 
     // Runs `tokens` at positions n_past() .. n_past() + n - 1 and appends them to
     // the cache. logits: (n_tokens, n_vocab) if all_logits, else (n_vocab) for
@@ -109,6 +124,7 @@ private:
     Cache cache_;
     RoutingTrace* trace_ = nullptr;
     ops::ActivationPrecision activations_ = ops::ActivationPrecision::f32;
+    DecodeTuner<Backend> tuner_;  // the tag each forward() runs with
     RopeTable rope_;
     FloatBuffer x_, xn_, y_;  // (n_tokens, n_embd): residual stream, its normalised copy, a layer's output
     AttentionScratch attn_scratch_;
@@ -132,7 +148,11 @@ void Transformer<Backend>::forward(std::span<const std::int32_t> tokens, float* 
     if (pos0 + n > cache_.max_ctx())
         throw Error("forward", "context is full: " + std::to_string(pos0) + " + " + std::to_string(n) +
                                    " tokens exceed the cache's " + std::to_string(cache_.max_ctx()) + " positions");
-    const Context<Backend> ctx{Backend{}, pool_, activations_, &rounded_scratch_};
+    // One token is a decode step: the tuner may try a setting on it, and
+    // times it (from here, after the checks, to the logits).
+    const bool decode_step = n == 1;
+    const auto start = std::chrono::steady_clock::now();
+    const Context<Backend> ctx{decode_step ? tuner_.next() : tuner_.chosen(), pool_, activations_, &rounded_scratch_};
 
     float* x = scratch(x_, n * D);
     float* xn = scratch(xn_, n * D);
@@ -170,6 +190,7 @@ void Transformer<Backend>::forward(std::span<const std::int32_t> tokens, float* 
     const std::size_t first = all_logits ? 0 : n - 1;
     rmsnorm_rows(ctx, x + first * D, w.output_norm, n - first, xn);
     linear(ctx, w.output, xn, n - first, logits);
+    if (decode_step) tuner_.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace moelab
