@@ -283,6 +283,9 @@ int main(int argc, char** argv) {
     std::printf("bench_ffn: backend %s — %s, %zu threads; measured read bandwidth %.1f GB/s, peak %.0f GFLOP/s\n",
                 Backend::name, instruction_set(Backend{}), globals().pool->size(), globals().read_gbps,
                 globals().peak_gflops);
+    if constexpr (kernels::HasMatvecReads<Backend>)
+        std::printf("bench_ffn: matvec reads: %s (the tag's default; a Transformer tunes it, these layers do not)\n",
+                    kernels::matvec_reads_name(Backend{}.matvec_reads));
     register_all();
     const std::size_t ran = benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

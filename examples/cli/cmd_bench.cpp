@@ -106,7 +106,7 @@ int cmd_bench(int argc, char** argv) {
         if (std::string(argv[i]) == "--model" || std::string(argv[i]) == "-model") return cmd_bench_model(argc, argv);
     const Args args(argc, argv, {"skip-mixers"});
     args.allow_only({"d-model", "d-ff", "experts", "k", "batch", "dtype", "activations", "context", "min-time", "backend",
-                     "t", "threads", "json", "skip-mixers", "seed"});
+                     "matvec-reads", "t", "threads", "json", "skip-mixers", "seed"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     const auto D = static_cast<std::size_t>(args.integer("d-model", 2048));
     const auto F = static_cast<std::size_t>(args.integer("d-ff", 6144));
@@ -123,12 +123,17 @@ int cmd_bench(int argc, char** argv) {
     if (threads < 0 || threads > 1024) throw UsageError("-t must be in [0, 1024]");
     const std::uint64_t seed = static_cast<std::uint64_t>(args.integer("seed", 1));
     const ops::ActivationPrecision activations = parse_activations(args);
+    // No decode loop here to tune in: auto is the tag's default (stream).
+    const auto matvec_reads = parse_matvec_reads(args);
 
     ThreadPool pool(static_cast<std::size_t>(threads));
     nlohmann::json report;
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
-        const Context<Backend> ctx{backend, pool, activations};
+        Backend tag = backend;
+        if constexpr (HasMatvecReads<Backend>)
+            if (matvec_reads) tag.matvec_reads = *matvec_reads;
+        const Context<Backend> ctx{tag, pool, activations};
 
         // 1. The machine's ceilings, now, on this backend.
         Ceilings ceil;
@@ -142,6 +147,9 @@ int cmd_bench(int argc, char** argv) {
         std::printf("moelab bench: backend %s — %s, %zu threads, weights %s, %s\n", Backend::name,
                     instruction_set(backend), pool.size(), std::string(dtype_name(dtype)).c_str(),
                     activations_description(backend, activations).c_str());
+        if constexpr (HasMatvecReads<Backend>)
+            std::printf("matvec reads: %s (--matvec-reads stream|passes; a model's decode tunes it, this does not)\n",
+                        matvec_reads_name(tag.matvec_reads));
         std::printf("machine (measured now): read bandwidth %.1f GB/s (1 thread %.1f), peak %.0f GFLOP/s (1 thread %.0f)\n",
                     ceil.bw, ceil.bw_1, ceil.peak, ceil.peak_1);
 
@@ -283,6 +291,7 @@ int cmd_bench(int argc, char** argv) {
         report["config"] = {{"d_model", D}, {"d_ff", F}, {"experts", E}, {"k", k}, {"dtype", std::string(dtype_name(dtype))},
                             {"activations", activations_description(backend, activations)},
                             {"batches", batches}, {"contexts", contexts}, {"seed", seed}};
+        if constexpr (HasMatvecReads<Backend>) report["config"]["matvec_reads"] = matvec_reads_name(tag.matvec_reads);
     });
     if (args.has("json")) {
         std::ofstream f(args.get("json"));
