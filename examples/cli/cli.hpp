@@ -195,12 +195,17 @@ inline std::optional<kernels::MatvecReads> parse_matvec_reads(const Args& args) 
     if (v == "passes") return kernels::MatvecReads::row_passes;
     throw UsageError("--matvec-reads must be auto, stream or passes (got '" + v + "')");
 }
+// `tag` with its setting replaced by `reads` (when given and the tag has one).
+template <class Backend>
+Backend with_matvec_reads(Backend tag, std::optional<kernels::MatvecReads> reads) {
+    if constexpr (HasMatvecReads<Backend>)
+        if (reads) tag.matvec_reads = *reads;
+    return tag;
+}
+// Given a setting, the Transformer runs it instead of tuning.
 template <class Transformer>
 void apply_matvec_reads(std::optional<kernels::MatvecReads> reads, Transformer& transformer) {
-    if (!reads) return;
-    auto backend = transformer.decode_tuning().chosen();
-    if constexpr (HasMatvecReads<decltype(backend)>) backend.matvec_reads = *reads;
-    transformer.fix_backend(backend);
+    if (reads) transformer.fix_backend(with_matvec_reads(transformer.decode_tuning().chosen(), reads));
 }
 
 // Before a run under `precision` on Backend: in the int8 mode, the weight

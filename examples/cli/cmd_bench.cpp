@@ -130,9 +130,7 @@ int cmd_bench(int argc, char** argv) {
     nlohmann::json report;
     with_backend(args.get("backend", default_backend()), [&](auto backend) {
         using Backend = decltype(backend);
-        Backend tag = backend;
-        if constexpr (HasMatvecReads<Backend>)
-            if (matvec_reads) tag.matvec_reads = *matvec_reads;
+        const Backend tag = with_matvec_reads(backend, matvec_reads);
         const Context<Backend> ctx{tag, pool, activations};
 
         // 1. The machine's ceilings, now, on this backend.

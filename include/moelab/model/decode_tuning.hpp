@@ -64,10 +64,7 @@ public:
     // The decode step that ran with next() took `seconds`.
     void record(double seconds) {
         if (decided()) return;
-        if (step_ > 0) {  // step 0 is the untimed one
-            const std::size_t c = kSchedule[step_];
-            seconds_[c][count_[c]++] = seconds;
-        }
+        seconds_[step_] = seconds;  // step 0's is never read: that step is the untimed one
         if (++step_ == kSchedule.size()) decide();
     }
     // Starts over (the activation precision changed, say); a fixed tuner stays fixed.
@@ -86,10 +83,10 @@ public:
             const std::string name = matvec_reads_name(chosen_.matvec_reads);
             if (fixed_) return name + " (fixed)";
             if (!decided()) return name + " (default; not tuned yet)";
-            const std::size_t other = chosen_.matvec_reads == kCandidates[0] ? 1 : 0;
+            const std::size_t won = chosen_.matvec_reads == kCandidates[1] ? 1 : 0, lost = 1 - won;
             char text[160];
             std::snprintf(text, sizeof text, "%s (tuned: %.2f ms per decode step, %s %.2f ms)", name.c_str(),
-                          1e3 * median_[1 - other], matvec_reads_name(kCandidates[other]), 1e3 * median_[other]);
+                          1e3 * median_[won], matvec_reads_name(kCandidates[lost]), 1e3 * median_[lost]);
             return text;
         }
     }
@@ -103,7 +100,10 @@ private:
 
     void decide() {
         for (std::size_t c = 0; c < 2; ++c) {
-            std::array<double, kPerCandidate> s = seconds_[c];
+            std::array<double, kPerCandidate> s{};
+            std::size_t n = 0;
+            for (std::size_t step = 1; step < kSchedule.size(); ++step)
+                if (kSchedule[step] == c) s[n++] = seconds_[step];
             std::sort(s.begin(), s.end());
             median_[c] = s[kPerCandidate / 2];
         }
@@ -113,8 +113,7 @@ private:
     Backend chosen_{};
     bool fixed_ = false;
     std::size_t step_ = 0;
-    std::array<std::array<double, kPerCandidate>, 2> seconds_{};
-    std::array<std::size_t, 2> count_{};
+    std::array<double, kSchedule.size()> seconds_{};  // per step
     std::array<double, 2> median_{};
 };
 

@@ -148,11 +148,11 @@ void Transformer<Backend>::forward(std::span<const std::int32_t> tokens, float* 
     if (pos0 + n > cache_.max_ctx())
         throw Error("forward", "context is full: " + std::to_string(pos0) + " + " + std::to_string(n) +
                                    " tokens exceed the cache's " + std::to_string(cache_.max_ctx()) + " positions");
-    // One token is a decode step: the tuner may try a setting on it, and
-    // times it (from here, after the checks, to the logits).
-    const bool decode_step = n == 1;
-    const auto start = std::chrono::steady_clock::now();
-    const Context<Backend> ctx{decode_step ? tuner_.next() : tuner_.chosen(), pool_, activations_, &rounded_scratch_};
+    // One token is a decode step: while the tuning runs, it tries a setting
+    // on the step and times it (from here, after the checks, to the logits).
+    const bool tuning_step = n == 1 && !tuner_.decided();
+    const auto start = tuning_step ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    const Context<Backend> ctx{tuning_step ? tuner_.next() : tuner_.chosen(), pool_, activations_, &rounded_scratch_};
 
     float* x = scratch(x_, n * D);
     float* xn = scratch(xn_, n * D);
@@ -190,7 +190,7 @@ void Transformer<Backend>::forward(std::span<const std::int32_t> tokens, float* 
     const std::size_t first = all_logits ? 0 : n - 1;
     rmsnorm_rows(ctx, x + first * D, w.output_norm, n - first, xn);
     linear(ctx, w.output, xn, n - first, logits);
-    if (decode_step) tuner_.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (tuning_step) tuner_.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace moelab
