@@ -163,6 +163,26 @@ HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RES
 }
 
 
+// A multi-row matvec pass, streaming from DRAM: ask for each row's weights
+// kPrefetchBytes ahead, once per 64-byte line (docs/kernels.md, "Software
+// prefetch"). A single stream goes without (highway.hpp, matvec).
+//
+// Always inlined, and called directly, not from a lambda: a prefetch is an
+// effect the optimiser need not keep, and GCC 12 (-O2 and -O3) deletes the
+// calls to a lambda that does nothing else once it has a condition or two
+// (docs/kernels.md shows it in ten lines). From e06d843
+// (2026-12-01) to 2026-12-07 product_tile's prefetch lived in such a lambda,
+// so the compiled f32/f16/bf16 passes had no prefetch instruction; every
+// result was the same, only slower (docs/kernels.md). The ctest
+// codegen_matvec_prefetch (tests/codegen) now looks for them in the assembly.
+template <std::size_t kRows, std::size_t kTokens, class T>
+HWY_INLINE void prefetch_pass(const T* HWY_RESTRICT w, std::size_t w_stride, std::size_t i, std::size_t cols) {
+    if constexpr (kTokens != 1 || kRows == 1) return;  // prefill tiles and single rows: none
+    constexpr std::size_t kAhead = kPrefetchBytes / sizeof(T);
+    if ((i * sizeof(T)) % 64 != 0 || i + kAhead >= cols) return;
+    for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kAhead);
+}
+
 // ---------------------------------------------------------------------------
 // The one product loop: a tile of dot products
 //     y[t * y_stride + r] = sum_i w[r * w_stride + i] * x[t * x_stride + i]
@@ -184,14 +204,6 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
     for (std::size_t r = 0; r < kRows; ++r)
         for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
 
-    // A multi-row matvec pass, streaming from DRAM: ask for the weights
-    // kPrefetchBytes ahead, once per 64-byte line (+10-20% on 8192x8192,
-    // docs/kernels.md). A single stream goes without (highway.hpp, matvec).
-    auto prefetch = [&](std::size_t i) {
-        if constexpr (kTokens == 1 && kRows > 1)
-            if ((i * sizeof(T)) % 64 == 0 && i + kPrefetchBytes / sizeof(T) < cols)
-                for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kPrefetchBytes / sizeof(T));
-    };
     std::size_t i = 0;
     if constexpr (kPairOrdered<T>) {
         // bf16 weights in whole 2N-column blocks, in pair order (above),
@@ -201,7 +213,7 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         const hn::RebindToUnsigned<DF> du;
         const auto high_half = hn::Set(du, 0xFFFF0000u);
         for (; i + 2 * N <= cols; i += 2 * N) {
-            prefetch(i);
+            prefetch_pass<kRows, kTokens>(w, w_stride, i, cols);
             VF x_even[kTokens], x_odd[kTokens];
             for (std::size_t t = 0; t < kTokens; ++t) {
                 x_even[t] = load_activations(df, x + t * x_stride + i);
@@ -219,7 +231,7 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         }
     }
     for (; i + N <= cols; i += N) {
-        prefetch(i);
+        prefetch_pass<kRows, kTokens>(w, w_stride, i, cols);
         VF xv[kTokens];
         for (std::size_t t = 0; t < kTokens; ++t) xv[t] = load_activations(df, x + t * x_stride + i);
         kernels::unrolled<kRows>([&](auto r) {  // constant r: acc[r] stays in registers
