@@ -3,6 +3,8 @@
 // on small problems. How fast the machine is belongs to bench/, not here.
 #include <catch2/catch.hpp>
 
+#include <string>
+
 #include "moelab/roofline.hpp"
 #include "support/backends.hpp"
 
@@ -37,6 +39,8 @@ TEMPLATE_TEST_CASE("roofline measurements run on every thread and report positiv
             REQUIRE(bw.min <= bw.median);
             REQUIRE(bw.median <= bw.max);
             REQUIRE(bw.median_cpu > 0);
+            const std::string pattern = bw.pattern;  // the faster of the two read patterns
+            REQUIRE((pattern == "one stream" || pattern == "passes of 8 rows"));
         }
         const CeilingMeasurement peak = measure_peak_flops(TestType{}, pool, 1000, 3);
         REQUIRE(peak.threads == threads);

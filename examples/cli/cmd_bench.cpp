@@ -79,6 +79,7 @@ std::string experts_column(double touched, double expected) {
 
 struct Ceilings {
     double bw = 0, bw_1 = 0, peak = 0, peak_1 = 0;  // GB/s, GFLOP/s
+    const char* bw_pattern = "";                     // the read pattern that measured faster (roofline.hpp)
 };
 
 struct FFNRow {
@@ -137,7 +138,9 @@ int cmd_bench(int argc, char** argv) {
         Ceilings ceil;
         {
             ThreadPool one(1);
-            ceil.bw = measure_read_bandwidth(backend, pool).median;
+            const CeilingMeasurement bw = measure_read_bandwidth(backend, pool);
+            ceil.bw = bw.median;
+            ceil.bw_pattern = bw.pattern;
             ceil.bw_1 = measure_read_bandwidth(backend, one).median;
             ceil.peak = measure_peak_flops(backend, pool).median;
             ceil.peak_1 = measure_peak_flops(backend, one).median;
@@ -148,8 +151,8 @@ int cmd_bench(int argc, char** argv) {
         if constexpr (HasMatvecReads<Backend>)
             std::printf("matvec reads: %s (--matvec-reads stream|passes; a model's decode tunes it, this does not)\n",
                         matvec_reads_name(tag.matvec_reads));
-        std::printf("machine (measured now): read bandwidth %.1f GB/s (1 thread %.1f), peak %.0f GFLOP/s (1 thread %.0f)\n",
-                    ceil.bw, ceil.bw_1, ceil.peak, ceil.peak_1);
+        std::printf("machine (measured now): read bandwidth %.1f GB/s (%s; 1 thread %.1f), peak %.0f GFLOP/s (1 thread %.0f)\n",
+                    ceil.bw, ceil.bw_pattern, ceil.bw_1, ceil.peak, ceil.peak_1);
 
         // 2. Dense vs MoE FFN.
         SyntheticRng rng(seed);
@@ -284,7 +287,7 @@ int cmd_bench(int argc, char** argv) {
         }
 
         report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", pool.size()},
-                             {"read_gb_per_s", ceil.bw}, {"read_gb_per_s_1thread", ceil.bw_1},
+                             {"read_gb_per_s", ceil.bw}, {"read_pattern", ceil.bw_pattern}, {"read_gb_per_s_1thread", ceil.bw_1},
                              {"peak_gflops", ceil.peak}, {"peak_gflops_1thread", ceil.peak_1}};
         report["config"] = {{"d_model", D}, {"d_ff", F}, {"experts", E}, {"k", k}, {"dtype", std::string(dtype_name(dtype))},
                             {"activations", activations_description(backend, activations)},

@@ -168,8 +168,8 @@ int cmd_bench_model(int argc, char** argv) {
         if (interleaved_bytes > 0)
             std::printf("  interleaved copies: %.3f GB (GB/s below counts the file's bytes: Q4_K 144 per 256 weights)\n",
                         static_cast<double>(interleaved_bytes) / 1e9);
-        std::printf("  machine (measured now; wall / cpu): read bandwidth %.1f / %.1f GB/s, peak %.0f / %.0f GFLOP/s\n",
-                    bw.median, bw.median_cpu, peak.median, peak.median_cpu);
+        std::printf("  machine (measured now; wall / cpu): read bandwidth %.1f / %.1f GB/s (%s), peak %.0f / %.0f GFLOP/s\n",
+                    bw.median, bw.median_cpu, bw.pattern, peak.median, peak.median_cpu);
         std::printf("  %-8s %10s %10s %9s %8s %10s %8s\n", "test", "tok/s", "tok/s cpu", "GB/s cpu", "%bw", "GFLOP/s", "%peak");
 
         Transformer<Backend> transformer(model, pool, max_ctx);
@@ -269,7 +269,7 @@ int cmd_bench_model(int argc, char** argv) {
                     std::abs(bw_moved) > 0.15 || std::abs(peak_moved) > 0.15 ? ": the ceilings moved, so %bw and %peak are uncertain by as much" : "");
         report["machine"] = {{"backend", Backend::name}, {"isa", instruction_set(backend)}, {"threads", T},
                              {"activations", activations_description(backend, activations, interleave)},
-                             {"read_gb_per_s", bw.median}, {"read_gb_per_s_cpu", bw.median_cpu},
+                             {"read_gb_per_s", bw.median}, {"read_gb_per_s_cpu", bw.median_cpu}, {"read_pattern", bw.pattern},
                              {"peak_gflops", peak.median}, {"peak_gflops_cpu", peak.median_cpu},
                              {"read_gb_per_s_after", bw_after.median}, {"read_gb_per_s_cpu_after", bw_after.median_cpu},
                              {"peak_gflops_after", peak_after.median}, {"peak_gflops_cpu_after", peak_after.median_cpu},

@@ -5,8 +5,8 @@
 //
 // Depends on: moelab/thread_pool.hpp, moelab/kernels/backend.hpp, the
 //             standard library; plus the header of the backend you pass
-//             (its dot() and fma_peak_probe() are found by argument-dependent
-//             lookup on the tag).
+//             (its dot(), matvec() and fma_peak_probe() are found by
+//             argument-dependent lookup on the tag).
 //
 // Both functions run `repetitions` timed rounds after one untimed warm-up
 // round and report the median, because machines are shared and noisy; by
@@ -42,6 +42,7 @@ struct CeilingMeasurement {
     double median_cpu = 0;
     std::size_t threads = 0;   // pool.size() during the measurement
     int repetitions = 0;
+    const char* pattern = "";  // read bandwidth: the read pattern that measured faster (measure_read_bandwidth)
 };
 
 namespace detail {
@@ -90,11 +91,22 @@ CeilingMeasurement timed_rates(int repetitions, std::size_t threads, Round&& rou
 
 // Streaming read bandwidth in GB/s over a buffer of `bytes` (default 1 GiB,
 // far larger than any cache, so it measures DRAM). Each thread of the pool
-// owns one contiguous part and reads it once per repetition with the
-// backend's vectorised dot(part, part): the second operand is the same
-// address, already in L1, so exactly `bytes` cross the memory bus per round,
-// through the same load path the matvec kernels use. The dot results are
-// kept, so the reads cannot be optimised away.
+// owns one contiguous part and reads it once per repetition, in each of the
+// two ways decode's matvec reads weights (kernels::MatvecReads):
+//   * one stream: the backend's vectorised dot(part, part); the second
+//     operand is the same address, already in L1;
+//   * passes of rows: the part as rows of up to 4,096 floats, read by the
+//     backend's matvec set to MatvecReads::row_passes (8 rows at a time, each
+//     prefetched ahead) against a 16 KB x that stays in L1.
+// Either way exactly the part's bytes cross the memory bus per round, through
+// the load path the kernels use, and the results are kept, so the reads cannot
+// be optimised away. The faster pattern's measurement is returned (`pattern`
+// names it): the ceiling is what the machine can read, and which way reads
+// more depends on the machine. On this project's Intel Xeon (2026-12-07) the
+// passes read 30.6-31.5 GB/s with two threads against the stream's
+// 26.7-27.9, and the stream alone put dense f32 decode at 122-132% "of the
+// bandwidth"; on the AMD machines the stream was the faster one
+// (docs/performance.md, "The read probe").
 //
 // The buffer starts on a 64-byte boundary, as every weight tensor of the
 // models we measure does (GGUF data offsets are multiples of 32 and, for
@@ -120,16 +132,35 @@ CeilingMeasurement measure_read_bandwidth(Backend backend, ThreadPool& pool,
         std::fill(buffer + t * part, buffer + (t + 1) * part, 1.0f / 1024);
     });
     std::vector<float> sums(n_threads);
-    const double bytes_per_round = static_cast<double>(n_threads * part * sizeof(float));
-    const CeilingMeasurement m = detail::timed_rates(repetitions, n_threads, [&] {
+    const CeilingMeasurement stream = detail::timed_rates(repetitions, n_threads, [&] {
         pool.parallel_for(n_threads, [&](std::size_t t) {
             const float* p = buffer + t * part;
             sums[t] += dot(backend, p, p, part);
         });
-        return bytes_per_round;
+        return static_cast<double>(n_threads * part * sizeof(float));
     });
+
+    Backend in_passes = backend;
+    if constexpr (kernels::HasMatvecReads<Backend>) in_passes.matvec_reads = kernels::MatvecReads::row_passes;
+    const std::size_t cols = std::min<std::size_t>(4096, part), rows = part / cols;  // part % cols floats unread
+    const std::vector<float> x(cols, 1.0f);
+    std::vector<float> y(n_threads * rows);
+    CeilingMeasurement passes = detail::timed_rates(repetitions, n_threads, [&] {
+        pool.parallel_for(n_threads, [&](std::size_t t) {
+            matvec(in_passes, buffer + t * part, rows, cols, x.data(), y.data() + t * rows);
+            sums[t] += y[t * rows];
+        });
+        return static_cast<double>(n_threads * rows * cols * sizeof(float));
+    });
+
     volatile float sink = 0;
     for (float s : sums) sink = sink + s;
+    if (passes.median > stream.median) {
+        passes.pattern = "passes of 8 rows";
+        return passes;
+    }
+    CeilingMeasurement m = stream;
+    m.pattern = "one stream";
     return m;
 }
 
