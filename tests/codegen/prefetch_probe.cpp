@@ -6,9 +6,9 @@
 // optimiser can see, so a refactoring can lose it without changing a bit of
 // any result. From 2026-12-01 to 2026-12-07 GCC 12 deleted the f32/f16/bf16
 // passes' prefetches (they sat in a lambda that did nothing else) and no test
-// noticed. Each probe is flattened, so the kernel is inlined into it whole
-// and the instruction, when it is there, lies between the probe's label and
-// its end.
+// noticed. Each probe is flattened, so the kernel is inlined into it except
+// for functions that are never inlined (Highway's matvec_rows); the check
+// follows the probe's calls and jumps to those, in the same file.
 #include <cstddef>
 
 #include "moelab/dtype.hpp"

@@ -28,6 +28,17 @@
 #include "moelab/dtype.hpp"
 #include "moelab/kernels/backend.hpp"
 
+// product_tile's loop bodies are lambdas walked by kernels::unrolled, and
+// GCC 12 does not always inline them: in some callers the bf16 pass called
+// its row lambda out of line, with its vectors through the stack, once per
+// step. Always inlined, every caller gets the same loop (docs/kernels.md,
+// "The prefetch that was not there"). #undef'd at the end of this header.
+#if defined(__GNUC__) || defined(__clang__)
+#define MOELAB_TILE_INLINE __attribute__((always_inline))
+#else
+#define MOELAB_TILE_INLINE
+#endif
+
 HWY_BEFORE_NAMESPACE();  // the static target's instruction set (highway.hpp)
 namespace moelab::detail {
 namespace HWY_NAMESPACE {
@@ -54,6 +65,11 @@ inline constexpr std::size_t kBlockCols = 512;
 inline constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
 inline constexpr std::size_t kMaxChunkRows = 64;
 inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
+// matvec: a pass of at most this many bytes prefetches the next pass instead
+// (prefetch_pass). Short expert rows, 2 threads, GB/s: bf16 2048 x 768 (a
+// 12 KB pass) 24.4-24.8 -> 25.9-26.2; passes of 32 KB (768 x 2048 bf16) read
+// 20.5 that way against 26.8-28.1 per row (docs/kernels.md).
+inline constexpr std::size_t kGroupAheadBytes = 16 * 1024;
 
 // ---------------------------------------------------------------------------
 // Activations: one vector, loaded once per step and kept in a register.
@@ -179,7 +195,20 @@ template <std::size_t kRows, std::size_t kTokens, class T>
 HWY_INLINE void prefetch_pass(const T* HWY_RESTRICT w, std::size_t w_stride, std::size_t i, std::size_t cols) {
     if constexpr (kTokens != 1 || kRows == 1) return;  // prefill tiles and single rows: none
     constexpr std::size_t kAhead = kPrefetchBytes / sizeof(T);
-    if ((i * sizeof(T)) % 64 != 0 || i + kAhead >= cols) return;
+    if ((i * sizeof(T)) % 64 != 0) return;
+    // Short rows, stored one after another (an MoE expert's 768-wide down
+    // projection: 8 rows of 1.5 KB bf16): each row would end before its
+    // prefetches got ahead, so the pass asks for the next pass's rows instead,
+    // kRows lines per step in address order, all of them by the pass's end.
+    // At the call's last pass that reads past its rows: prefetches never
+    // fault, and the lines are the next rows of the same tensor or nothing.
+    if (w_stride == cols && kRows * cols * sizeof(T) <= kGroupAheadBytes) {
+        const char* next_pass = reinterpret_cast<const char*>(w + kRows * w_stride);
+        const std::size_t step = i * sizeof(T) / 64;
+        for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(next_pass + (step * kRows + r) * 64);
+        return;
+    }
+    if (i + kAhead >= cols) return;
     for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kAhead);
 }
 
@@ -200,9 +229,14 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
                              std::size_t x_stride, std::size_t cols, float* HWY_RESTRICT y, std::size_t y_stride) {
     const DF df;
     const std::size_t N = hn::Lanes(df);
+    // Every access to acc has constant indices (kernels::unrolled), the
+    // zeroing, the tail and the sums included: one run-time index anywhere
+    // and GCC keeps the array on the stack, storing all kRows * kTokens
+    // accumulators after every step of the main loops (docs/kernels.md).
     VF acc[kRows][kTokens];
-    for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::Zero(df);
+    kernels::unrolled<kRows>([&](auto r) MOELAB_TILE_INLINE {
+        kernels::unrolled<kTokens>([&](auto t) MOELAB_TILE_INLINE { acc[r][t] = hn::Zero(df); });
+    });
 
     std::size_t i = 0;
     if constexpr (kPairOrdered<T>) {
@@ -219,11 +253,11 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
                 x_even[t] = load_activations(df, x + t * x_stride + i);
                 x_odd[t] = load_activations(df, x + t * x_stride + i + N);
             }
-            kernels::unrolled<kRows>([&](auto r) {
+            kernels::unrolled<kRows>([&](auto r) MOELAB_TILE_INLINE {
                 const auto pairs = hn::LoadU(du, reinterpret_cast<const std::uint32_t*>(w + r * w_stride + i));
                 const VF w_even = hn::BitCast(df, hn::ShiftLeft<16>(pairs));  // the low bf16 of each pair
                 const VF w_odd = hn::BitCast(df, hn::And(pairs, high_half));  // the high one
-                kernels::unrolled<kTokens>([&](auto t) {
+                kernels::unrolled<kTokens>([&](auto t) MOELAB_TILE_INLINE {
                     acc[r][t] = hn::MulAdd(w_even, x_even[t], acc[r][t]);
                     acc[r][t] = hn::MulAdd(w_odd, x_odd[t], acc[r][t]);
                 });
@@ -234,23 +268,32 @@ HWY_INLINE void product_tile(const T* HWY_RESTRICT w, std::size_t w_stride, cons
         prefetch_pass<kRows, kTokens>(w, w_stride, i, cols);
         VF xv[kTokens];
         for (std::size_t t = 0; t < kTokens; ++t) xv[t] = load_activations(df, x + t * x_stride + i);
-        kernels::unrolled<kRows>([&](auto r) {  // constant r: acc[r] stays in registers
+        kernels::unrolled<kRows>([&](auto r) MOELAB_TILE_INLINE {  // constant r: acc[r] stays in registers
             const VF wv = load_weights(df, w + r * w_stride + i);
-            kernels::unrolled<kTokens>([&](auto t) { acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]); });
+            kernels::unrolled<kTokens>([&](auto t) MOELAB_TILE_INLINE {
+                acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
+            });
         });
     }
     if (i < cols) {  // the last partial vector
         HWY_ALIGN float wpad[hn::MaxLanes(df)] = {};
         HWY_ALIGN float xpad[kTokens][hn::MaxLanes(df)] = {};
-        for (std::size_t t = 0; t < kTokens; ++t) std::copy(x + t * x_stride + i, x + t * x_stride + cols, xpad[t]);
-        for (std::size_t r = 0; r < kRows; ++r) {
-            for (std::size_t j = i; j < cols; ++j) wpad[j - i] = to_f32(w[r * w_stride + j]);
+        // rest < N; the min only tells the compiler that wpad cannot overflow
+        const std::size_t rest = std::min<std::size_t>(cols - i, hn::MaxLanes(df));
+        for (std::size_t t = 0; t < kTokens; ++t) std::copy(x + t * x_stride + i, x + t * x_stride + i + rest, xpad[t]);
+        kernels::unrolled<kRows>([&](auto r) MOELAB_TILE_INLINE {
+            for (std::size_t j = 0; j < rest; ++j) wpad[j] = to_f32(w[r * w_stride + i + j]);
             const VF wv = hn::Load(df, wpad);
-            for (std::size_t t = 0; t < kTokens; ++t) acc[r][t] = hn::MulAdd(wv, hn::Load(df, xpad[t]), acc[r][t]);
-        }
+            kernels::unrolled<kTokens>([&](auto t) MOELAB_TILE_INLINE {
+                acc[r][t] = hn::MulAdd(wv, hn::Load(df, xpad[t]), acc[r][t]);
+            });
+        });
     }
-    for (std::size_t r = 0; r < kRows; ++r)
-        for (std::size_t t = 0; t < kTokens; ++t) y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+    kernels::unrolled<kRows>([&](auto r) MOELAB_TILE_INLINE {
+        kernels::unrolled<kTokens>([&](auto t) MOELAB_TILE_INLINE {
+            y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+        });
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -352,3 +395,5 @@ inline void sweep_chunk(const float* HWY_RESTRICT w, std::size_t chunk, std::siz
 }  // namespace HWY_NAMESPACE
 }  // namespace moelab::detail
 HWY_AFTER_NAMESPACE();
+
+#undef MOELAB_TILE_INLINE  // internal (above)
