@@ -105,8 +105,8 @@ CeilingMeasurement timed_rates(int repetitions, std::size_t threads, Round&& rou
 // more depends on the machine. On this project's Intel Xeon (2026-12-07) the
 // passes read 30.6-31.5 GB/s with two threads against the stream's
 // 26.7-27.9, and the stream alone put dense f32 decode at 122-132% "of the
-// bandwidth"; on the AMD machines the stream was the faster one
-// (docs/performance.md, "The read probe").
+// bandwidth"; on the AMD machine of 2026-11 the two read about the same
+// (docs/kernels.md, "Ceilings").
 //
 // The buffer starts on a 64-byte boundary, as every weight tensor of the
 // models we measure does (GGUF data offsets are multiples of 32 and, for

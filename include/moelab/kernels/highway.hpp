@@ -24,10 +24,10 @@
 //     construction.
 //   * matvec (decode, memory-bound) reads its rows as one sequential stream
 //     or streams kMatvecRows rows at once, sharing each x load, prefetching
-//     each row kPrefetchBytes ahead (the rows are the independent accumulator
-//     chains that hide FMA latency); which, per call, is the tag's run-time
-//     setting (kernels::MatvecReads), because the faster one depends on the
-//     machine.
+//     each row kPrefetchBytes ahead, or short rows the next pass's (the rows
+//     are the independent accumulator chains that hide FMA latency); which,
+//     per call, is the tag's run-time setting (kernels::MatvecReads), because
+//     the faster one depends on the machine.
 //   * matmul (prefill, compute-bound) copies x and each chunk of weight rows,
 //     widened to f32, into 64-byte aligned buffers once, and sweeps register
 //     tiles of kTileRows x kTileTokens accumulators over them; rows wider
