@@ -184,13 +184,13 @@ HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RES
 // prefetch"). A single stream goes without (highway.hpp, matvec).
 //
 // Always inlined, and called directly, not from a lambda: a prefetch is an
-// effect the optimiser need not keep, and GCC 12 (-O2 and -O3) deletes the
-// calls to a lambda that does nothing else once it has a condition or two
-// (docs/kernels.md shows it in ten lines). From e06d843
-// (2026-12-01) to 2026-12-07 product_tile's prefetch lived in such a lambda,
-// so the compiled f32/f16/bf16 passes had no prefetch instruction; every
-// result was the same, only slower (docs/kernels.md). The ctest
-// codegen_matvec_prefetch (tests/codegen) now looks for them in the assembly.
+// effect the optimiser need not keep, and GCC 12 (-O2 and -O3) can delete the
+// calls to a lambda that does nothing else (docs/kernels.md shows one case in
+// ten lines). From e06d843 (2026-12-01) to 2026-12-07 product_tile's prefetch
+// lived in such a lambda, so the compiled f32/f16/bf16 passes had no prefetch
+// instruction; every result was the same, only slower (docs/kernels.md). The
+// ctest codegen_matvec_prefetch (tests/codegen) now looks for them in the
+// assembly.
 template <std::size_t kRows, std::size_t kTokens, class T>
 HWY_INLINE void prefetch_pass(const T* HWY_RESTRICT w, std::size_t w_stride, std::size_t i, std::size_t cols) {
     if constexpr (kTokens != 1 || kRows == 1) return;  // prefill tiles and single rows: none
