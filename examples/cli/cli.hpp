@@ -198,9 +198,7 @@ inline std::optional<kernels::MatvecReads> parse_matvec_reads(const Args& args) 
 // `tag` with its setting replaced by `reads` (when given and the tag has one).
 template <class Backend>
 Backend with_matvec_reads(Backend tag, std::optional<kernels::MatvecReads> reads) {
-    if constexpr (HasMatvecReads<Backend>)
-        if (reads) tag.matvec_reads = *reads;
-    return tag;
+    return reads ? kernels::with_matvec_reads(tag, *reads) : tag;
 }
 // Given a setting, the Transformer runs it instead of tuning.
 template <class Transformer>

@@ -140,8 +140,7 @@ CeilingMeasurement measure_read_bandwidth(Backend backend, ThreadPool& pool,
         return static_cast<double>(n_threads * part * sizeof(float));
     });
 
-    Backend in_passes = backend;
-    if constexpr (kernels::HasMatvecReads<Backend>) in_passes.matvec_reads = kernels::MatvecReads::row_passes;
+    const Backend in_passes = kernels::with_matvec_reads(backend, kernels::MatvecReads::row_passes);
     const std::size_t cols = std::min<std::size_t>(4096, part), rows = part / cols;  // part % cols floats unread
     const std::vector<float> x(cols, 1.0f);
     std::vector<float> y(n_threads * rows);

@@ -31,9 +31,7 @@ using kernels::MatvecReads;
 // The passes, not the single stream: row_passes runs them for any call of 8 rows or more.
 template <class Tag>
 Tag in_passes() {
-    Tag tag;
-    tag.matvec_reads = MatvecReads::row_passes;
-    return tag;
+    return kernels::with_matvec_reads(Tag{}, MatvecReads::row_passes);
 }
 
 #if MOELAB_HAVE_HIGHWAY

@@ -141,6 +141,14 @@ concept HasMatvecReads = requires(Backend b) {
     { b.matvec_reads } -> std::convertible_to<MatvecReads>;
 };
 
+// `tag` set to read its matvec rows as `reads`; a tag without the setting
+// (scalar) as it is.
+template <class Backend>
+constexpr Backend with_matvec_reads(Backend tag, MatvecReads reads) {
+    if constexpr (HasMatvecReads<Backend>) tag.matvec_reads = reads;
+    return tag;
+}
+
 // The tags live in namespace moelab::kernels (through the inline namespace
 // `backend`), so argument-dependent lookup on a tag finds the kernels
 // declared next to it: model code calls kernels *unqualified*,

@@ -54,10 +54,7 @@ public:
     bool decided() const { return !tunes() || step_ == kSchedule.size(); }
     // The tag for the coming decode step.
     Backend next() const {
-        Backend b = chosen_;
-        if constexpr (HasMatvecReads<Backend>)
-            if (!decided()) b.matvec_reads = kCandidates[kSchedule[step_]];
-        return b;
+        return decided() ? chosen_ : kernels::with_matvec_reads(chosen_, kCandidates[kSchedule[step_]]);
     }
     // The tag for anything else (a prefill), and after the tuning the winner.
     Backend chosen() const { return chosen_; }
@@ -107,7 +104,7 @@ private:
             std::sort(s.begin(), s.end());
             median_[c] = s[kPerCandidate / 2];
         }
-        if constexpr (HasMatvecReads<Backend>) chosen_.matvec_reads = kCandidates[median_[1] < median_[0] ? 1 : 0];
+        chosen_ = kernels::with_matvec_reads(chosen_, kCandidates[median_[1] < median_[0] ? 1 : 0]);
     }
 
     Backend chosen_{};
