@@ -130,6 +130,23 @@ constexpr bool matvec_in_passes(MatvecReads reads, std::size_t rows, std::size_t
     return reads == MatvecReads::row_passes || (rows > kSingleStreamRows && x_bytes > kSingleStreamXBytes);
 }
 
+// Where a matvec pass of `n_rows` rows asks the memory for row r when it
+// reads byte `at` of it: `ahead` bytes further along the row, and past the
+// row's end the same place in the same row of the next pass (rows are
+// `stride` bytes apart, each `row_bytes` long), so no pass starts its rows
+// cold. Without the second half a bf16 row of 4 KB begins with 512 B
+// unprefetched, an expert's 1.5 KB down-projection row with a third of it
+// (docs/kernels.md, "Prefetch past the row's end"). Only the address, in
+// integer arithmetic: the backend issues its own prefetch, which never
+// faults, so at a call's last pass the address may lie past its rows.
+[[gnu::always_inline]] inline const void* pass_prefetch_target(const void* pass, std::size_t n_rows, std::size_t stride,
+                                                               std::size_t row_bytes, std::size_t r, std::size_t at,
+                                                               std::size_t ahead) {
+    const std::uintptr_t row = reinterpret_cast<std::uintptr_t>(pass) + r * stride;
+    const std::size_t to = at + ahead;
+    return reinterpret_cast<const void*>(to < row_bytes ? row + to : row + n_rows * stride + (to - row_bytes));
+}
+
 // How the CLI and reports spell the two.
 constexpr const char* matvec_reads_name(MatvecReads reads) {
     return reads == MatvecReads::row_passes ? "passes" : "stream";

@@ -24,7 +24,7 @@
 //     construction.
 //   * matvec (decode, memory-bound) reads its rows as one sequential stream
 //     or streams kMatvecRows rows at once, sharing each x load, prefetching
-//     each row kPrefetchBytes ahead, or short rows the next pass's (the rows
+//     each row kPrefetchBytes ahead and past its end into the next pass (the rows
 //     are the independent accumulator chains that hide FMA latency); which,
 //     per call, is the tag's run-time setting (kernels::MatvecReads), because
 //     the faster one depends on the machine.

@@ -62,13 +62,15 @@ HWY_INLINE void product_tile(const bf16* HWY_RESTRICT w, std::size_t w_stride, c
     kernels::unrolled<kRows>([&](auto r) { kernels::unrolled<kTokens>([&](auto t) { acc[r][t] = _mm512_setzero_ps(); }); });
     std::size_t i = 0;
     for (; i + kStep <= cols; i += kStep) {
-        // A multi-row decode pass: each row kPrefetchBytes ahead. A plain
-        // loop, not a lambda: GCC 12 deletes calls to a lambda that only
-        // prefetches (highway_tile.hpp, prefetch_pass).
+        // A multi-row decode pass: each row kPrefetchBytes ahead, and past
+        // its end into the next pass (kernels::pass_prefetch_target). A
+        // plain loop, not a lambda: GCC 12 deletes calls to a lambda that
+        // only prefetches (highway_tile.hpp, prefetch_pass).
         if constexpr (kTokens == 1 && kRows > 1)
-            if (i + kPrefetchBytes / sizeof(bf16) < cols)
-                for (std::size_t r = 0; r < kRows; ++r)
-                    _mm_prefetch(reinterpret_cast<const char*>(w + r * w_stride + i) + kPrefetchBytes, _MM_HINT_T0);
+            for (std::size_t r = 0; r < kRows; ++r)
+                _mm_prefetch(static_cast<const char*>(kernels::pass_prefetch_target(
+                                 w, kRows, w_stride * sizeof(bf16), cols * sizeof(bf16), r, i * sizeof(bf16), kPrefetchBytes)),
+                             _MM_HINT_T0);
         __m512bh xv[kTokens];
         kernels::unrolled<kTokens>([&](auto t) { xv[t] = load32(x + t * x_stride + i); });
         kernels::unrolled<kRows>([&](auto r) {  // constant indices: the accumulators stay in registers

@@ -65,11 +65,6 @@ inline constexpr std::size_t kBlockCols = 512;
 inline constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
 inline constexpr std::size_t kMaxChunkRows = 64;
 inline constexpr std::size_t kPrefetchBytes = 512;  // matvec: software prefetch distance per row
-// matvec: a pass of at most this many bytes prefetches the next pass instead
-// (prefetch_pass). Short expert rows, 2 threads, GB/s: bf16 2048 x 768 (a
-// 12 KB pass) 24.4-24.8 -> 25.9-26.2; passes of 32 KB (768 x 2048 bf16) read
-// 20.5 that way against 26.8-28.1 per row (docs/kernels.md).
-inline constexpr std::size_t kGroupAheadBytes = 16 * 1024;
 
 // ---------------------------------------------------------------------------
 // Activations: one vector, loaded once per step and kept in a register.
@@ -194,22 +189,14 @@ HWY_INLINE void widen_row(const T* HWY_RESTRICT w, std::size_t n, float* HWY_RES
 template <std::size_t kRows, std::size_t kTokens, class T>
 HWY_INLINE void prefetch_pass(const T* HWY_RESTRICT w, std::size_t w_stride, std::size_t i, std::size_t cols) {
     if constexpr (kTokens != 1 || kRows == 1) return;  // prefill tiles and single rows: none
-    constexpr std::size_t kAhead = kPrefetchBytes / sizeof(T);
     if ((i * sizeof(T)) % 64 != 0) return;
-    // Short rows, stored one after another (an MoE expert's 768-wide down
-    // projection: 8 rows of 1.5 KB bf16): each row would end before its
-    // prefetches got ahead, so the pass asks for the next pass's rows instead,
-    // kRows lines per step in address order, all of them by the pass's end.
-    // At the call's last pass that reads past its rows: prefetches never
-    // fault, and the lines are the next rows of the same tensor or nothing.
-    if (w_stride == cols && kRows * cols * sizeof(T) <= kGroupAheadBytes) {
-        const char* next_pass = reinterpret_cast<const char*>(w + kRows * w_stride);
-        const std::size_t step = i * sizeof(T) / 64;
-        for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(next_pass + (step * kRows + r) * 64);
-        return;
-    }
-    if (i + kAhead >= cols) return;
-    for (std::size_t r = 0; r < kRows; ++r) hwy::Prefetch(w + r * w_stride + i + kAhead);
+    // Each row kPrefetchBytes ahead, and past its end into the next pass
+    // (kernels::pass_prefetch_target). 2 threads, GB/s, 1 GB of copies:
+    // bf16 2048 x 768 24.6 -> 26.1, 768 x 2048 26.1-26.7 -> 27.6-28.3, f32
+    // level (docs/kernels.md, "Prefetch past the row's end").
+    for (std::size_t r = 0; r < kRows; ++r)
+        hwy::Prefetch(static_cast<const char*>(kernels::pass_prefetch_target(
+            w, kRows, w_stride * sizeof(T), cols * sizeof(T), r, i * sizeof(T), kPrefetchBytes)));
 }
 
 // ---------------------------------------------------------------------------

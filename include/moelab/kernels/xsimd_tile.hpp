@@ -170,11 +170,13 @@ inline void product_tile(const T* w, std::size_t w_stride, const float* x, std::
         const float* x_rows[kTokens];
         for (std::size_t r = 0; r < kRows; ++r) w_rows[r] = w + r * w_stride + i;
         // A multi-row matvec pass, streaming from DRAM: ask for the weights
-        // kPrefetchBytes ahead (as in highway.hpp; GCC/Clang builtin). A
-        // single stream goes without (xsimd.hpp, matvec).
+        // kPrefetchBytes ahead, and past each row's end into the next pass
+        // (kernels::pass_prefetch_target, as in highway.hpp; GCC/Clang
+        // builtin). A single stream goes without (xsimd.hpp, matvec).
         if constexpr (kTokens == 1 && kRows > 1)
-            if (i + kPrefetchBytes / sizeof(T) < cols)
-                for (std::size_t r = 0; r < kRows; ++r) __builtin_prefetch(w_rows[r] + kPrefetchBytes / sizeof(T));
+            for (std::size_t r = 0; r < kRows; ++r)
+                __builtin_prefetch(kernels::pass_prefetch_target(w, kRows, w_stride * sizeof(T), cols * sizeof(T), r,
+                                                                 i * sizeof(T), kPrefetchBytes));
         for (std::size_t t = 0; t < kTokens; ++t) x_rows[t] = x + t * x_stride + i;
         step(w_rows, x_rows);
     }
