@@ -50,6 +50,20 @@ MOELAB_PROBE void probe_highway_q8_0(const block_q8_0* w, std::size_t rows, std:
 MOELAB_PROBE void probe_highway_q4_k(const block_q4_k* w, std::size_t rows, std::size_t cols, const float* x, float* y) {
     kernels::matvec(backend::highway{}, w, rows, cols, x, y);
 }
+// Prefill's sweeps ask for the next chunk of rows while they sweep one
+// (highway_tile.hpp, NextChunk): in place (f32), widened (bf16), decoded (Q8_0).
+MOELAB_PROBE void probe_highway_matmul_f32(const float* w, std::size_t rows, std::size_t cols, const float* x,
+                                           std::size_t n_tokens, float* y) {
+    kernels::matmul(backend::highway{}, w, rows, cols, x, n_tokens, y, rows);
+}
+MOELAB_PROBE void probe_highway_matmul_bf16(const bf16* w, std::size_t rows, std::size_t cols, const float* x,
+                                            std::size_t n_tokens, float* y) {
+    kernels::matmul(backend::highway{}, w, rows, cols, x, n_tokens, y, rows);
+}
+MOELAB_PROBE void probe_highway_matmul_q8_0(const block_q8_0* w, std::size_t rows, std::size_t cols, const float* x,
+                                            std::size_t n_tokens, float* y) {
+    kernels::matmul(backend::highway{}, w, rows, cols, x, n_tokens, y, rows);
+}
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 MOELAB_PROBE void probe_highway_int8_q4_k(const block_q4_k* w, std::size_t rows, std::size_t cols, Q8Row x, float* y) {
     kernels::matvec(backend::highway{}, w, rows, cols, x, y);

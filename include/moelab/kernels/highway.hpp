@@ -200,7 +200,11 @@ inline void matmul(const T* HWY_RESTRICT w, std::size_t rows, std::size_t cols,
         if constexpr (kF32)
             if (w_in_place) wp = w + r0 * stride;
         for (std::size_t r = 0; !w_in_place && r < chunk; ++r) widen_row(w + (r0 + r) * cols, cols, panel.data() + r * stride);
-        sweep_chunk(wp, chunk, stride, xp, n_tokens, y + r0, y_stride, park.data());
+        // What the next chunk reads: its rows in place, or the rows it widens.
+        const std::size_t next_rows = std::min(chunk_max, rows - r0 - chunk);
+        const std::size_t next_row_values = w_in_place ? stride : cols;
+        sweep_chunk(wp, chunk, stride, xp, n_tokens, y + r0, y_stride, park.data(),
+                    next_rows == 0 ? nullptr : w + (r0 + chunk) * next_row_values, next_rows * next_row_values * sizeof(T));
     }
 }
 

@@ -301,7 +301,9 @@ inline void matmul(const Block* HWY_RESTRICT w, std::size_t rows, std::size_t co
     for (std::size_t r0 = 0; r0 < rows; r0 += chunk_max) {
         const std::size_t chunk = std::min(chunk_max, rows - r0);
         for (std::size_t r = 0; r < chunk; ++r) dequantize_row(w + (r0 + r) * row_blocks, row_blocks, panel.data() + r * cols);
-        sweep_chunk(panel.data(), chunk, cols, xs.data(), n_tokens, y + r0, y_stride, park.data());
+        const std::size_t next_rows = std::min(chunk_max, rows - r0 - chunk);  // the blocks the next chunk decodes
+        sweep_chunk(panel.data(), chunk, cols, xs.data(), n_tokens, y + r0, y_stride, park.data(),
+                    next_rows == 0 ? nullptr : w + (r0 + chunk) * row_blocks, next_rows * row_blocks * sizeof(Block));
     }
 }
 

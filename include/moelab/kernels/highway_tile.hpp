@@ -338,14 +338,50 @@ HWY_INLINE void product_block(const float* HWY_RESTRICT w, std::size_t w_stride,
     });
 }
 
+// The next chunk, asked for while this one is swept. The first tile of
+// tokens reads a chunk from DRAM, the others from L2; at 64 tokens (11 tiles)
+// that first read, a few rows at a time in blocks of columns, which the
+// hardware prefetchers follow poorly, held f32 products of 6144 x 2048 at
+// 197-201 GFLOP/s against 249-254 at 512 tokens. Spreading prefetches of the
+// next chunk over this one's row tiles, 2 threads, 1 GB of copies:
+// 197-201 -> 219-230 (docs/kernels.md, "The next chunk, prefetched"). Only
+// where both chunks fit kChunkBytes (the L2 budget the chunks are sized to):
+// with chunks of 960 KB (rows of 6144 f32) the prefetches pushed the current
+// chunk out of L2, 196-200 -> 182-188.
+struct NextChunk {
+    const char* next = nullptr;
+    std::size_t lines = 0, per_step = 0, done = 0;
+
+    NextChunk(const void* bytes, std::size_t n_bytes, std::size_t steps)
+        : next(static_cast<const char*>(bytes)), lines(bytes ? (n_bytes + 63) / 64 : 0),
+          per_step((lines + steps - 1) / std::max<std::size_t>(steps, 1)) {}
+    // Called after each row tile: the next per_step lines, into L2
+    // (prefetcht1; the chunk is swept from L2, and L1 keeps the tokens'
+    // block; T0 measured the same). Always inlined and called directly (see
+    // prefetch_pass: GCC 12 drops some calls that only prefetch); the ctest
+    // codegen_matvec_prefetch looks for the prefetcht1.
+    HWY_INLINE void step() {
+        const std::size_t end = std::min(lines, done + per_step);
+        for (; done < end; ++done) __builtin_prefetch(next + done * 64, 0, 2);
+    }
+};
+
 // y[t * y_stride + r] = sum_i w[r * stride + i] * x[t * stride + i] for the
 // chunk's rows r < chunk (at most kMaxChunkRows) and every token t; stride
 // is a whole number of vectors (rows zero-padded). park: park_floats()
-// where blocked_sweep(stride, n_tokens), else unused.
+// where blocked_sweep(stride, n_tokens), else unused. next, next_bytes: what
+// the caller reads for its next chunk (nullptr at its last), prefetched
+// during the sweep where both fit kChunkBytes (NextChunk).
 inline void sweep_chunk(const float* HWY_RESTRICT w, std::size_t chunk, std::size_t stride, const float* HWY_RESTRICT x,
-                        std::size_t n_tokens, float* HWY_RESTRICT y, std::size_t y_stride, float* HWY_RESTRICT park) {
+                        std::size_t n_tokens, float* HWY_RESTRICT y, std::size_t y_stride, float* HWY_RESTRICT park,
+                        const void* next, std::size_t next_bytes) {
     const DF df;
     const std::size_t N = hn::Lanes(df);
+    const bool both_fit = chunk * stride * sizeof(float) + next_bytes <= kChunkBytes;
+    const std::size_t token_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
+    const std::size_t row_tiles = (chunk + kTileRows - 1) / kTileRows;
+    const std::size_t col_blocks = blocked_sweep(stride, n_tokens) ? (stride + kBlockCols - 1) / kBlockCols : 1;
+    NextChunk ahead(both_fit ? next : nullptr, next_bytes, token_tiles * row_tiles * col_blocks);
     if (!blocked_sweep(stride, n_tokens)) {  // product_tile over whole rows
         for (std::size_t t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
             kernels::with_count<kTileTokens>(std::min(kTileTokens, n_tokens - t0), [&](auto tokens) HWY_ATTR {
@@ -353,8 +389,10 @@ inline void sweep_chunk(const float* HWY_RESTRICT w, std::size_t chunk, std::siz
                 const float* xt = x + t0 * stride;
                 float* yt = y + t0 * y_stride;
                 std::size_t r = 0;
-                for (; r + kTileRows <= chunk; r += kTileRows)
+                for (; r + kTileRows <= chunk; r += kTileRows) {
                     product_tile<kTileRows, kTokens>(w + r * stride, stride, xt, stride, stride, yt + r, y_stride);
+                    ahead.step();
+                }
                 for (; r < chunk; ++r) product_tile<1, kTokens>(w + r * stride, stride, xt, stride, stride, yt + r, y_stride);
             });
         }
@@ -368,8 +406,10 @@ inline void sweep_chunk(const float* HWY_RESTRICT w, std::size_t chunk, std::siz
             for (std::size_t k0 = 0; k0 < stride; k0 += kBlockCols) {
                 const std::size_t k1 = std::min(stride, k0 + kBlockCols);
                 std::size_t r = 0;
-                for (; r + kTileRows <= chunk; r += kTileRows)
+                for (; r + kTileRows <= chunk; r += kTileRows) {
                     product_block<kTileRows, kTokens>(w + r * stride, stride, xt, stride, k0, k1, park + r * kTokens * N);
+                    ahead.step();
+                }
                 for (; r < chunk; ++r) product_block<1, kTokens>(w + r * stride, stride, xt, stride, k0, k1, park + r * kTokens * N);
             }
             for (std::size_t r = 0; r < chunk; ++r)
